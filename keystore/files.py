@@ -8,8 +8,11 @@ others can read is refused, naming the file and the fix.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,9 +42,9 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def check_private(path: Path) -> None:
-    """Refuse `path` if group or others have any access to it."""
-    st = os.stat(path)
+def check_private(path: Path, st: os.stat_result | None = None) -> None:
+    """Refuse `path` if group or others have any access to it (`st`: an fstat already made)."""
+    st = os.stat(path) if st is None else st
     if stat.S_IMODE(st.st_mode) & 0o077:
         wanted = DIR_MODE if stat.S_ISDIR(st.st_mode) else FILE_MODE
         raise InsecurePermissions(
@@ -92,3 +95,46 @@ def read_private(path: Path) -> bytes:
     check_private(path.parent)
     check_private(path)
     return path.read_bytes()
+
+
+class LockTimeout(Exception):
+    """Another process held a lock for longer than the caller was willing to wait."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, timeout: float = 30.0) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created 0600 if missing) for the `with` body.
+
+    flock, not lockf: two open file descriptions conflict even inside one process, and the
+    kernel releases the lock when its holder dies (kill -9 included), so no stale lock files.
+    """
+    with strict_umask():
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LockTimeout(f"{path} is locked by another process") from None
+                time.sleep(0.005)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_stale_temps(path: Path) -> int:
+    """Delete temp files that `write_private(path, ...)` left behind when its writer was killed.
+
+    Only safe while holding the lock every writer of `path` takes: then no temp file is live.
+    """
+    path = Path(path)
+    removed = 0
+    pattern = os.path.join(glob.escape(str(path.parent)), f".{glob.escape(path.name)}.*.tmp")
+    for tmp in glob.glob(pattern):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+            removed += 1
+    return removed
