@@ -73,8 +73,24 @@ class DevBackend:
     def log(self) -> Path:
         return self.base / "mariadbd.log"
 
+    @property
+    def pid_file(self) -> Path:
+        return self.base / "mariadbd.pid"
+
+    def _running_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
     def start(self, timeout: float = 60.0) -> None:
         private_dir(self.base)
+        if (pid := self._running_pid()) is not None:
+            raise RuntimeError(
+                f"a MariaDB server (pid {pid}) already runs on {self.datadir}; stop it first"
+            )
         if not (self.datadir / "mysql").is_dir():
             self._install()
         self.plugin_dir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +102,7 @@ class DevBackend:
             f"--port={self.port}",
             "--bind-address=127.0.0.1",
             f"--plugin-dir={self.plugin_dir}",
-            f"--pid-file={self.base / 'mariadbd.pid'}",
+            f"--pid-file={self.pid_file}",
             f"--log-error={self.log}",
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_general_ci",
@@ -104,7 +120,8 @@ class DevBackend:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"mariadbd exited with {self.process.returncode}; see {self.log}")
+                code = self.process.returncode
+                raise RuntimeError(f"mariadbd exited with {code}; see {self.log}")
             try:
                 self.admin().close()
                 break
@@ -130,7 +147,9 @@ class DevBackend:
     def admin(self) -> pymysql.Connection:
         """Superuser connection over the private socket (unix_socket authentication)."""
         user = "root" if os.geteuid() == 0 else getpass.getuser()
-        return pymysql.connect(unix_socket=str(self.socket), user=user, autocommit=True)
+        return pymysql.connect(
+            unix_socket=str(self.socket), user=user, autocommit=True, connect_timeout=5
+        )
 
     def _provision(self) -> None:
         """The dev accounts: `demo`/`demo` for people, a service account for the proxy."""

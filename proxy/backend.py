@@ -1,0 +1,170 @@
+"""The backend side: one MariaDB/MySQL connection per client session.
+
+aiomysql opens the connection (TCP or socket, TLS, every auth plugin the server may ask
+for). After that the proxy speaks the command phase itself through the same sans-I/O
+framing as the client side, so result packets are forwarded without being decoded and
+re-encoded, and column metadata reaches the client exactly as the backend sent it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import aiomysql
+import pymysql
+from pymysql.charset import charset_by_id
+
+from proxy.protocol.codec import parse_err
+from proxy.protocol.errors import BackendError, BackendUnavailable
+from proxy.protocol.framing import MAX_PACKET, FramingError, PacketReader, frame
+
+log = logging.getLogger(__name__)
+
+COM_QUIT = 0x01
+COM_INIT_DB = 0x02
+COM_QUERY = 0x03
+COM_PING = 0x0E
+COM_SET_OPTION = 0x1B
+COM_RESET_CONNECTION = 0x1F
+MULTI_STATEMENTS_ON, MULTI_STATEMENTS_OFF = 0, 1
+
+# Client capability bits that change what the server does, so the backend connection must
+# carry the client's choice: FOUND_ROWS (affected rows = matched rows), IGNORE_SPACE (parser),
+# INTERACTIVE (wait_timeout).
+MIRRORED_FLAGS = 0x0002 | 0x0100 | 0x0400
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackendAddress:
+    host: str = "127.0.0.1"
+    port: int = 3306
+    unix_socket: str | None = None
+    connect_timeout: float = 10.0
+
+
+class Backend:
+    """A connected backend session speaking raw command packets."""
+
+    def __init__(self, conn: aiomysql.Connection) -> None:
+        self._conn = conn
+        self._reader: asyncio.StreamReader = conn._reader
+        self._writer: asyncio.StreamWriter = conn._writer
+        self._packets = PacketReader(max_packet=1 << 30)  # trust the server up to its own cap
+        self.server_version: str = conn.get_server_info()
+        self.thread_id: int = conn.server_thread_id[0]
+
+    @classmethod
+    async def connect(
+        cls,
+        address: BackendAddress,
+        *,
+        user: str,
+        password: str,
+        database: str | None,
+        collation: int,
+        client_flags: int,
+        multi_statements: bool,
+    ) -> Backend:
+        try:
+            charset = charset_by_id(collation)
+            charset_name = charset.name
+            # The backend picks its default collation for the charset; ask for the
+            # client's own when it differs (string comparisons depend on it).
+            set_collation = None if charset.is_default else charset.collation
+        except KeyError:
+            charset_name, set_collation = "utf8mb4", None
+        try:
+            conn = await aiomysql.connect(
+                host=address.host,
+                port=address.port,
+                unix_socket=address.unix_socket,
+                user=user,
+                password=password,
+                db=database,
+                charset=charset_name,
+                client_flag=client_flags & MIRRORED_FLAGS,
+                autocommit=None,  # keep the server's default, as a direct client would
+                connect_timeout=address.connect_timeout,
+                local_infile=False,
+                program_name="cryptdb-proxy",
+            )
+        except pymysql.err.MySQLError as e:
+            code, message = (e.args + (None, ""))[:2]
+            if isinstance(code, int) and code < 2000:  # a server error, e.g. 1045, 1049
+                raise BackendError(code, getattr(e, "sqlstate", None) or "HY000", message) from None
+            raise BackendUnavailable() from None
+        except (TimeoutError, OSError):
+            raise BackendUnavailable() from None
+        backend = cls(conn)
+        # aiomysql always asks for multi-statements; give the backend session the client's
+        # choice, so "a; b" fails exactly as it would on a direct connection.
+        if not multi_statements:
+            await backend.simple_command(COM_SET_OPTION, MULTI_STATEMENTS_OFF.to_bytes(2, "little"))
+        if set_collation:
+            # An unknown collation (e.g. MySQL 8's utf8mb4_0900_ai_ci on MariaDB 10.11)
+            # leaves the charset's default, as MariaDB itself does for such clients.
+            with contextlib.suppress(BackendError):
+                await backend.simple_command(
+                    COM_QUERY, f"SET NAMES {charset_name} COLLATE {set_collation}".encode()
+                )
+        return backend
+
+    def send(self, payload: bytes) -> None:
+        """Send one command packet (sequence ids restart with each command)."""
+        out = bytearray()
+        frame(payload, 0, out)
+        self._packets.expected_seq = 1
+        self._writer.write(out)
+
+    async def read(self) -> bytes:
+        """The next response packet payload."""
+        packets = self._packets
+        while True:
+            try:
+                pkt = packets.next_packet()
+            except FramingError as e:
+                self.abort()
+                raise BackendUnavailable(f"backend protocol error: {e}") from None
+            if pkt is not None:
+                return pkt
+            try:
+                data = await self._reader.read(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                self.abort()
+                raise BackendUnavailable("lost connection to the backend server")
+            packets.feed(data)
+
+    def next_buffered(self) -> bytes | None:
+        """A packet already received, without waiting (lets callers batch row forwarding)."""
+        return self._packets.next_packet()
+
+    async def simple_command(self, command: int, arg: bytes = b"") -> bytes:
+        """A command answered by one OK/EOF packet; a backend ERR raises BackendError."""
+        self.send(bytes((command,)) + arg)
+        pkt = await self.read()
+        if pkt[:1] == b"\xff":
+            raise BackendError(*parse_err(pkt))
+        return pkt
+
+    async def reset(self) -> None:
+        """COM_RESET_CONNECTION: the backend drops temporary tables, user variables,
+        prepared statements and rolls back, keeping the login."""
+        await self.simple_command(COM_RESET_CONNECTION)
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.transport.abort()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.send(bytes((COM_QUIT,)))
+            await self._writer.drain()
+        self.abort()
+
+
+__all__ = ["Backend", "BackendAddress", "MAX_PACKET"]

@@ -1,0 +1,125 @@
+"""`cryptdb` command line: serve, shell, and the keystore / udf / backup tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from proxy.config import ConfigError, ProxyConfig, load_config
+
+REPO = Path(__file__).resolve().parent.parent
+DEV_STATE = REPO / ".state" / "dev"
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # every file we create is private from the moment it exists
+    parser = argparse.ArgumentParser(prog="cryptdb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the proxy")
+    serve.add_argument(
+        "--defaults-file", type=Path, help="my.cnf-style config ([client], [cryptdb])"
+    )
+    serve.add_argument("--dev", action="store_true", help="start a private dev MariaDB too")
+    serve.add_argument("--listen", help="host:port to listen on (default 127.0.0.1:3307)")
+    serve.add_argument("--log-level", default="INFO")
+    serve.set_defaults(func=_serve)
+
+    from client.shell import add_subcommand as add_shell
+
+    add_shell(sub)
+    _optional_subcommands(sub)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"cryptdb: {e}", file=sys.stderr)
+        return 2
+
+
+def _optional_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Tool groups that live in their own packages."""
+    for module in ("keystore.cli", "backup.cli", "proxy.udfs"):
+        with contextlib.suppress(ImportError, AttributeError):
+            __import__(module, fromlist=["add_subcommands"]).add_subcommands(sub)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from keystore.files import InsecurePermissions
+
+    try:
+        return asyncio.run(_run(args))
+    except InsecurePermissions as e:
+        print(f"cryptdb: refusing to start: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from proxy.server import ProxyServer
+    from proxy.tls import ensure_self_signed, server_context
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    dev = None
+    if args.dev:
+        from proxy.devbackend import DevBackend
+
+        dev = DevBackend(DEV_STATE / "mariadb", port=3406)
+        await asyncio.to_thread(dev.start)
+        cert, key = ensure_self_signed(DEV_STATE / "tls")
+        cfg = load_config(dev.service_cnf, tls_cert=cert, tls_key=key)
+    elif args.defaults_file:
+        cfg = load_config(args.defaults_file)
+    else:
+        raise ConfigError("give --defaults-file PATH (backend and proxy settings) or --dev")
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        from dataclasses import replace
+
+        cfg = replace(cfg, listen_host=host or cfg.listen_host, listen_port=int(port))
+    tls = server_context(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
+    server = ProxyServer(cfg, tls)
+    try:
+        await server.start()
+        _print_banner(cfg, server.port, dev is not None)
+        serving = asyncio.create_task(server.serve_forever())
+        await stop.wait()
+        serving.cancel()
+    finally:
+        await server.close()
+        if dev is not None:
+            await asyncio.to_thread(dev.stop)
+    return 0
+
+
+def _print_banner(cfg: ProxyConfig, port: int, dev: bool) -> None:
+    host = cfg.listen_host
+    lines = [f"cryptdb proxy listening on {host}:{port} (TLS {'on' if cfg.tls_cert else 'off'})"]
+    if dev:
+        lines += [
+            f"dev MariaDB on {cfg.backend.host}:{cfg.backend.port} (data under {DEV_STATE})",
+            "connect with:",
+            f"  mariadb -h {host} -P {port} -u demo -p        (password: demo)",
+            f"  .venv/bin/cryptdb shell -h {host} -P {port} -u demo",
+            "Ctrl-C stops the proxy and the dev MariaDB.",
+        ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

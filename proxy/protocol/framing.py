@@ -1,0 +1,111 @@
+"""MySQL packet framing without I/O: 3-byte length, 1-byte sequence id, 0xFFFFFF continuation.
+
+Both sides of the proxy (clients and the backend) feed received bytes into a `PacketReader`
+and frame outgoing payloads with `frame()`. Sequence ids are checked here so a confused or
+hostile peer is detected at the first packet out of order.
+"""
+
+from __future__ import annotations
+
+MAX_CHUNK = 0xFFFFFF
+
+# Limits on what a peer may make us buffer. Before authentication a client sends only the
+# handshake response (a few hundred bytes; MySQL caps it at 16 KiB of attributes plus the
+# user and db names): 64 KiB is generous. After it, MariaDB's own max_allowed_packet
+# ceiling is 1 GiB and its default 16 MiB; we allow 64 MiB, MySQL 8's default.
+MAX_HANDSHAKE_PACKET = 64 * 1024
+MAX_PACKET = 64 * 1024 * 1024
+
+
+class FramingError(ValueError):
+    """The peer sent packets out of order or larger than allowed."""
+
+
+class PacketReader:
+    """Accumulates bytes and yields complete (reassembled) packet payloads."""
+
+    __slots__ = ("_buf", "_pos", "_parts", "_parts_len", "expected_seq", "max_packet")
+
+    def __init__(self, max_packet: int = MAX_PACKET) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self._parts: list[bytes] = []
+        self._parts_len = 0
+        self.expected_seq = 0
+        self.max_packet = max_packet
+
+    def feed(self, data: bytes) -> None:
+        if self._pos and self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf) - self._pos
+
+    def take_buffered(self) -> bytes:
+        """Bytes received but not yet framed (e.g. a TLS ClientHello after an SSLRequest)."""
+        rest = bytes(self._buf[self._pos :])
+        self._buf.clear()
+        self._pos = 0
+        return rest
+
+    def next_packet(self) -> bytes | None:
+        """The next complete payload, or None if more data is needed."""
+        buf = self._buf
+        while True:
+            pos = self._pos
+            if len(buf) - pos < 4:
+                return None
+            length = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
+            seq = buf[pos + 3]
+            if seq != self.expected_seq:
+                raise FramingError(
+                    f"packets out of order: expected sequence id {self.expected_seq}, got {seq}"
+                )
+            if self._parts_len + length > self.max_packet:
+                raise FramingError(
+                    f"packet of {self._parts_len + length} bytes exceeds the limit "
+                    f"of {self.max_packet} bytes"
+                )
+            end = pos + 4 + length
+            if len(buf) < end:
+                return None
+            self.expected_seq = (seq + 1) & 0xFF
+            chunk = bytes(buf[pos + 4 : end])
+            self._pos = end
+            if end > 1 << 20:  # keep the buffer from growing with consumed data
+                del buf[:end]
+                self._pos = 0
+            if length == MAX_CHUNK:
+                self._parts.append(chunk)
+                self._parts_len += length
+                continue
+            if self._parts:
+                self._parts.append(chunk)
+                chunk = b"".join(self._parts)
+                self._parts.clear()
+                self._parts_len = 0
+            return chunk
+
+
+def frame(payload: bytes, seq: int, out: bytearray) -> int:
+    """Append `payload` framed as packet(s) to `out`; return the next sequence id."""
+    n = len(payload)
+    if n < MAX_CHUNK:
+        out += n.to_bytes(3, "little")
+        out.append(seq)
+        out += payload
+        return (seq + 1) & 0xFF
+    view = memoryview(payload)
+    start = 0
+    while True:
+        chunk = view[start : start + MAX_CHUNK]
+        out += len(chunk).to_bytes(3, "little")
+        out.append(seq)
+        out += chunk
+        seq = (seq + 1) & 0xFF
+        start += len(chunk)
+        if len(chunk) < MAX_CHUNK:
+            return seq
