@@ -218,10 +218,14 @@ class ClientConnection:
         if stream.tls:
             return auth.cleartext_from_packet(data)
         if data != auth.REQUEST_PUBLIC_KEY:
-            # A cleartext password over plain TCP is what libmysqlclient sends on a unix
-            # socket; over TCP it means the client would leak it: refuse.
-            await self._deny(response.username)
-            return None
+            # mysql-connector's pure-Python driver answers a full-auth request with the
+            # cleartext password even without TLS. It is already on the wire; refusing would
+            # only break the client. Say so (without the password), and recommend TLS.
+            log.warning(
+                "connection %d: client sent its password unencrypted (no TLS); enable TLS",
+                self.connection_id,
+            )
+            return auth.cleartext_from_packet(data)
         stream.write(b"\x01" + self.ctx.rsa.public_pem)
         await stream.flush()
         encrypted = await stream.read()

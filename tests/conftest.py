@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pymysql
 import pytest
 
-from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
+from keystore.files import write_private
+from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, REPO, DevBackend, free_port
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +46,86 @@ def database(backend: DevBackend) -> Iterator[str]:
 def direct(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
     """A PyMySQL connection straight to MariaDB (the plaintext side of an oracle)."""
     conn = pymysql.connect(
-        host="127.0.0.1", port=backend.port, user=DEMO_USER, password=DEMO_PASSWORD,
-        database=database, autocommit=True,
+        host="127.0.0.1",
+        port=backend.port,
+        user=DEMO_USER,
+        password=DEMO_PASSWORD,
+        database=database,
+        autocommit=True,
     )
     yield conn
     conn.close()
+
+
+@dataclass
+class ProxyProcess:
+    """A `cryptdb serve` subprocess in front of the test backend."""
+
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+    config: Path
+    cert: Path
+    log: Path
+
+    def connect(self, database: str | None = None, **kw: object) -> pymysql.Connection:
+        kw.setdefault("user", DEMO_USER)
+        kw.setdefault("password", DEMO_PASSWORD)
+        return pymysql.connect(host=self.host, port=self.port, database=database, **kw)
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+
+def start_proxy(backend: DevBackend, state: Path, *, extra: str = "") -> ProxyProcess:
+    from proxy.tls import ensure_self_signed
+
+    cert, key = ensure_self_signed(state / "tls")
+    port = free_port()
+    config = state / "proxy.cnf"
+    write_private(
+        config,
+        backend.service_cnf.read_text()
+        + f"\n[cryptdb]\nlisten = 127.0.0.1:{port}\ntls-cert = {cert}\ntls-key = {key}\n{extra}",
+    )
+    log = state / "proxy.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "proxy.cli", "serve", "--defaults-file", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"proxy did not start:\n{log.read_text()}") from None
+            time.sleep(0.05)
+    return ProxyProcess("127.0.0.1", port, proc, config, cert, log)
+
+
+def stop_proxy(p: ProxyProcess) -> None:
+    p.process.send_signal(signal.SIGTERM)
+    try:
+        p.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.process.kill()
+        p.process.wait()
+
+
+@pytest.fixture(scope="session")
+def proxy(backend: DevBackend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
+    p = start_proxy(backend, tmp_path_factory.mktemp("proxy"))
+    try:
+        yield p
+    finally:
+        stop_proxy(p)

@@ -112,12 +112,14 @@ def _parse(server_capabilities: int, data: bytes) -> SSLRequest | HandshakeRespo
         auth, pos = read_null_str(data, pos)
 
     database = None
-    if caps & Capabilities.CLIENT_CONNECT_WITH_DB and pos < len(data):
+    if caps & Capabilities.CLIENT_CONNECT_WITH_DB:
         raw_db, pos = read_null_str(data, pos)
         database = raw_db.decode() or None
 
     plugin = None
-    if caps & Capabilities.CLIENT_PLUGIN_AUTH and pos < len(data):
+    if caps & Capabilities.CLIENT_PLUGIN_AUTH:
+        if pos >= len(data):
+            raise HandshakeError("missing auth plugin name")
         end = data.find(b"\x00", pos)
         if end < 0:  # some clients omit the terminator at the end of the packet
             end = len(data)
