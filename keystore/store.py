@@ -281,13 +281,13 @@ class Keystore:
             raise KeystoreMissing(
                 f"no keystore at {self.path}: create one with `cryptdb keystore init`"
             ) from None
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
+        try:
+            st = os.fstat(fd)
             check_private(self.path, st)
             if not stat.S_ISREG(st.st_mode):
                 raise self._corrupt("not a regular file")
             ident = (st.st_dev, st.st_ino, st.st_size)
-            head = f.read(HEADER_BYTES)
+            head = os.pread(fd, HEADER_BYTES, 0)
             try:
                 header = decode_header(head)
             except CorruptKeystore as e:
@@ -297,7 +297,11 @@ class Keystore:
                 return False
             if st.st_size > MAX_FILE_BYTES:
                 raise self._corrupt("file larger than any keystore can be")
-            data = head + f.read()
+            data = _read_all(fd, MAX_FILE_BYTES)
+            if data is None:
+                raise self._corrupt("file larger than any keystore can be")
+        finally:
+            os.close(fd)
         try:
             file = decode(data)
         except CorruptKeystore as e:
@@ -364,6 +368,18 @@ class Keystore:
         if self.cache is not None and self._loaded is not None:
             binding = self._loaded.file.header.deployment_id + slot.encode()
             self.cache.store(slot.principal, binding, password_bytes(password), master)
+
+
+def _read_all(fd: int, limit: int) -> bytes | None:
+    """The whole file, or None if it holds more than `limit` bytes (it may grow after fstat)."""
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+        if offset > limit:
+            return None
+    return b"".join(chunks)
 
 
 def _replace_slot(slots: tuple[Slot, ...], new: Slot) -> tuple[Slot, ...]:
