@@ -116,7 +116,7 @@ class Backend:
         """Send one command packet (sequence ids restart with each command)."""
         out = bytearray()
         frame(payload, 0, out)
-        self._packets.expected_seq = 1
+        self._packets.expected_seq = PacketReader.ANY_SEQ
         self._writer.write(out)
 
     async def read(self) -> bytes:

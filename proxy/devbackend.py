@@ -107,6 +107,7 @@ class DevBackend:
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_general_ci",
             "--max-connections=500",
+            "--max-allowed-packet=64M",
             "--innodb-buffer-pool-size=256M",
             "--innodb-log-file-size=64M",
             "--innodb-flush-log-at-trx-commit=2",

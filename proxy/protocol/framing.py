@@ -26,6 +26,8 @@ class PacketReader:
 
     __slots__ = ("_buf", "_pos", "_parts", "_parts_len", "expected_seq", "max_packet")
 
+    ANY_SEQ = -1  # a server may answer a long command before reading all of it (ER 1153)
+
     def __init__(self, max_packet: int = MAX_PACKET) -> None:
         self._buf = bytearray()
         self._pos = 0
@@ -60,7 +62,7 @@ class PacketReader:
                 return None
             length = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
             seq = buf[pos + 3]
-            if seq != self.expected_seq:
+            if seq != self.expected_seq and self.expected_seq >= 0:
                 raise FramingError(
                     f"packets out of order: expected sequence id {self.expected_seq}, got {seq}"
                 )
