@@ -166,7 +166,8 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help: str,
                 *parents: str) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help, description=help,
+        # No abbreviations: `--password` must be an error, not a guess at `--password-file`.
+        cmd = sub.add_parser(name, help=help, description=help, allow_abbrev=False,
                              parents=[p["common"], *(p[x] for x in parents)])
         cmd.set_defaults(func=_guarded(func))
         return cmd
