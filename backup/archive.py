@@ -196,7 +196,8 @@ def read_members(src: BinaryIO) -> Iterator[Member]:
         name = pax.get("path", ti.name).rstrip("/")
         size = int(pax.get("size", ti.size))
         pax = {}
-        if name.startswith("/") or ".." in name.split("/") or not name.startswith(TOP + "/"):
+        inside = name == TOP or name.startswith(TOP + "/")
+        if name.startswith("/") or ".." in name.split("/") or not inside:
             raise ArchiveError(f"unexpected member path in backup: {name!r}")
         if ti.type == tarfile.DIRTYPE:
             yield Member(src, name, "dir", 0)
