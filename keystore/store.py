@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +29,12 @@ from keystore.errors import (
     KeystoreBusy,
     KeystoreError,
     KeystoreExists,
-    KeystoreMissing,
     MetadataConflict,
     PrincipalExists,
     UnknownPrincipal,
 )
 from keystore.files import (
     LockTimeout,
-    check_private,
     exclusive_lock,
     private_dir,
     remove_stale_temps,
@@ -46,24 +42,14 @@ from keystore.files import (
 )
 from keystore.format import (
     DEPLOYMENT_ID_BYTES,
-    HEADER_BYTES,
-    MAX_FILE_BYTES,
     KdfParams,
     KeystoreFile,
     Slot,
     check_principal,
-    decode,
-    decode_header,
 )
+from keystore.snapshot import Snapshot, corrupt, read_if_changed
 
 DEFAULT_KDF = KdfParams()
-
-
-@dataclass(frozen=True)
-class _Loaded:
-    file: KeystoreFile
-    data: bytes = field(repr=False)
-    ident: tuple[int, int, int]  # st_dev, st_ino, st_size of the file it was read from
 
 
 class Keystore:
@@ -71,7 +57,7 @@ class Keystore:
 
     def __init__(
         self, path: str | os.PathLike[str], *, kdf: KdfParams = DEFAULT_KDF,
-        cache: UnlockCache | None = None, lock_timeout: float = 30.0,
+        cache: UnlockCache | None = None, lock_timeout: float = 30.0, max_parallel_kdf: int = 2,
     ) -> None:
         # Resolved once: writes replace the real file, never a symlink pointing at it.
         self.path = Path(path).expanduser().resolve()
@@ -79,8 +65,11 @@ class Keystore:
         self.kdf = kdf
         self.cache = cache
         self.lock_timeout = lock_timeout
-        self._mutex = threading.RLock()
-        self._loaded: _Loaded | None = None
+        self._mutex = threading.RLock()  # guards _loaded only; never held during argon2
+        self._loaded: Snapshot | None = None
+        # Each cold unlock takes 64 MiB and a core for ~0.15 s: bound them, so a burst of
+        # wrong passwords queues instead of exhausting memory. Cached unlocks skip this.
+        self._kdf_slots = threading.BoundedSemaphore(max_parallel_kdf)
 
     def __repr__(self) -> str:
         return f"Keystore({str(self.path)!r})"
@@ -122,14 +111,16 @@ class Keystore:
         file = self._current()
         slot = file.find(principal)
         if slot is None:
-            crypto.dummy_unwrap(file.slots[0].kdf, pw)
+            with self._kdf_slots:
+                crypto.dummy_unwrap(file.slots[0].kdf, pw)
             raise AccessDenied
         binding = file.header.deployment_id + slot.encode()
         if self.cache is not None:
             cached = self.cache.lookup(principal, binding, pw)
             if cached is not None:
                 return cached
-        master = crypto.unwrap_slot(slot, pw, file.header.deployment_id)
+        with self._kdf_slots:
+            master = crypto.unwrap_slot(slot, pw, file.header.deployment_id)
         try:
             crypto.open_metadata(file, master)  # authenticates the whole file
         except AccessDenied:
@@ -167,10 +158,16 @@ class Keystore:
             self._remember(slot, password, master)
         return master
 
-    def rotate(self, principal: str, old_password: Password, new_password: Password) -> None:
+    def rotate(
+        self, principal: str, old_password: Password, new_password: Password, *,
+        commit_hook: Callable[[], None] | None = None,
+    ) -> None:
         """Unwrap with the old password, re-wrap with the new one. Data keys do not change.
 
         AccessDenied (and no change) if the old password is wrong or the principal unknown.
+        `commit_hook` runs under the writers' lock once the old password is verified and just
+        before the file is replaced; if it raises, nothing is written. The proxy changes the
+        backend password there ("both or neither"), and reverts it if rotate() then raises.
         """
         if not password_bytes(new_password):
             raise ValueError("empty password")
@@ -183,6 +180,8 @@ class Keystore:
             master = crypto.unwrap_slot(slot, old_password, file.header.deployment_id)
             new = crypto.make_slot(principal, new_password, master, file.header.deployment_id,
                                    self.kdf)
+            if commit_hook is not None:
+                commit_hook()
             self._rewrite(file, master, slots=_replace_slot(file.slots, new))
             self._remember(new, new_password, master)
 
@@ -265,7 +264,7 @@ class Keystore:
     # ---- internals ----
 
     def _corrupt(self, reason: str) -> CorruptKeystore:
-        return CorruptKeystore(f"{self.path}: {reason}")
+        return corrupt(self.path, reason)
 
     def _current(self) -> KeystoreFile:
         with self._mutex:
@@ -274,66 +273,23 @@ class Keystore:
             return self._loaded.file
 
     def _refresh(self) -> bool:
-        try:
-            check_private(self.path.parent)
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise KeystoreMissing(
-                f"no keystore at {self.path}: create one with `cryptdb keystore init`"
-            ) from None
-        try:
-            st = os.fstat(fd)
-            check_private(self.path, st)
-            if not stat.S_ISREG(st.st_mode):
-                raise self._corrupt("not a regular file")
-            ident = (st.st_dev, st.st_ino, st.st_size)
-            head = os.pread(fd, HEADER_BYTES, 0)
-            try:
-                header = decode_header(head)
-            except CorruptKeystore as e:
-                raise self._corrupt(str(e)) from None
-            old = self._loaded
-            if old is not None and old.ident == ident and old.file.header == header:
-                return False
-            if st.st_size > MAX_FILE_BYTES:
-                raise self._corrupt("file larger than any keystore can be")
-            data = _read_all(fd, MAX_FILE_BYTES)
-            if data is None:
-                raise self._corrupt("file larger than any keystore can be")
-        finally:
-            os.close(fd)
-        try:
-            file = decode(data)
-        except CorruptKeystore as e:
-            raise self._corrupt(str(e)) from None
-        if old is not None:
-            self._check_successor(old, file, data)
-        self._loaded = _Loaded(file, data, ident)
+        new = read_if_changed(self.path, self._loaded)
+        if new is None:
+            return False
+        self._loaded = new
         return True
-
-    def _check_successor(self, old: _Loaded, new: KeystoreFile, data: bytes) -> None:
-        """Refuse a file that cannot have been written after the one we know: a restored
-        backup (would resurrect rotated passwords) or another deployment's keystore."""
-        if new.header.deployment_id != old.file.header.deployment_id:
-            raise self._corrupt("replaced by a different keystore; restart to use it")
-        if new.header.generation < old.file.header.generation or (
-            new.header.generation == old.file.header.generation and data != old.data
-        ):
-            raise self._corrupt(
-                f"generation went from {old.file.header.generation} to "
-                f"{new.header.generation}: replaced by an older copy; restart to accept it"
-            )
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
-        with self._mutex:
-            private_dir(self.path.parent)
-            try:
-                with exclusive_lock(self.lock_path, self.lock_timeout):
-                    remove_stale_temps(self.path)  # left by writers killed mid-write
-                    yield
-            except LockTimeout as e:
-                raise KeystoreBusy(str(e)) from None
+        """The writers' flock. It also serializes this process's threads (each flock() call
+        opens its own file description); _mutex stays free, so unlocks go on meanwhile."""
+        private_dir(self.path.parent)
+        try:
+            with exclusive_lock(self.lock_path, self.lock_timeout):
+                remove_stale_temps(self.path)  # left by writers killed mid-write
+                yield
+        except LockTimeout as e:
+            raise KeystoreBusy(str(e)) from None
 
     def _open(self, file: KeystoreFile, master: MasterKey) -> bytes:
         try:
@@ -360,26 +316,15 @@ class Keystore:
         data = file.encode()
         write_private(self.path, data)
         st = os.stat(self.path)
-        self._loaded = _Loaded(file, data, (st.st_dev, st.st_ino, st.st_size))
+        with self._mutex:
+            self._loaded = Snapshot(file, data, (st.st_dev, st.st_ino, st.st_size))
 
     def _remember(self, slot: Slot, password: Password, master: MasterKey) -> None:
         """Prime the cache with the slot just written (called under the writers' lock, so no
         other rotation can slip in between), so the next connection skips argon2."""
-        if self.cache is not None and self._loaded is not None:
-            binding = self._loaded.file.header.deployment_id + slot.encode()
+        if self.cache is not None:
+            binding = self._current().header.deployment_id + slot.encode()
             self.cache.store(slot.principal, binding, password_bytes(password), master)
-
-
-def _read_all(fd: int, limit: int) -> bytes | None:
-    """The whole file, or None if it holds more than `limit` bytes (it may grow after fstat)."""
-    chunks = []
-    offset = 0
-    while chunk := os.pread(fd, 1 << 16, offset):
-        chunks.append(chunk)
-        offset += len(chunk)
-        if offset > limit:
-            return None
-    return b"".join(chunks)
 
 
 def _replace_slot(slots: tuple[Slot, ...], new: Slot) -> tuple[Slot, ...]:

@@ -273,3 +273,54 @@ def test_master_key_never_printed(master: MasterKey) -> None:
     assert master.raw.hex() not in repr(master) and "secret" in repr(master)
     with pytest.raises(TypeError):
         hash(master)
+
+
+def test_rotate_commit_hook(ks: Keystore, master: MasterKey, path: Path) -> None:
+    calls = []
+    before = path.read_bytes()
+
+    def backend_refuses() -> None:
+        calls.append("refused")
+        raise RuntimeError("backend ALTER USER failed")
+
+    with pytest.raises(RuntimeError):
+        ks.rotate("alice", "correct horse", "new", commit_hook=backend_refuses)
+    assert path.read_bytes() == before  # neither
+    with pytest.raises(AccessDenied):
+        ks.rotate("alice", "wrong", "new", commit_hook=lambda: calls.append("never"))
+    ks.rotate("alice", "correct horse", "new", commit_hook=lambda: calls.append("ok"))
+    assert calls == ["refused", "ok"]  # both
+    assert ks.unlock("alice", "new") == master
+
+
+def test_busy_lock(ks: Keystore, master: MasterKey, path: Path) -> None:
+    from keystore import KeystoreBusy
+    from keystore.files import exclusive_lock
+
+    impatient = Keystore(path, kdf=FAST, lock_timeout=0.1)
+    with exclusive_lock(ks.lock_path):  # another writer holds it
+        with pytest.raises(KeystoreBusy, match=str(ks.lock_path)):
+            impatient.add_user(master, "bob", "pw")
+        assert impatient.unlock("alice", "correct horse") == master  # readers never wait
+
+
+def test_threads_share_one_keystore(ks: Keystore, master: MasterKey) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(i: int) -> bool:
+        if i % 3 == 0:
+            while True:
+                version, meta = ks.load_metadata(master)
+                try:
+                    ks.save_metadata(master, {**meta, f"k{i}": i}, version)
+                    return True
+                except MetadataConflict:
+                    continue
+        try:
+            return ks.unlock("alice", "correct horse" if i % 2 else "bad") == master
+        except AccessDenied:
+            return i % 2 == 0
+
+    with ThreadPoolExecutor(6) as pool:
+        assert all(pool.map(work, range(30)))
+    assert set(ks.load_metadata(master)[1]) >= {f"k{i}" for i in range(0, 30, 3)}
