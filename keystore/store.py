@@ -178,6 +178,7 @@ class Keystore:
                 crypto.dummy_unwrap(file.slots[0].kdf, old_password)
                 raise AccessDenied
             master = crypto.unwrap_slot(slot, old_password, file.header.deployment_id)
+            self._open(file, master)  # fail on a damaged file before the hook, not after
             new = crypto.make_slot(principal, new_password, master, file.header.deployment_id,
                                    self.kdf)
             if commit_hook is not None:
