@@ -154,11 +154,11 @@ def build(quiet: bool = True) -> bool:
     `install_udfs(conn, replace=True)` to load the new one.
     """
     before = _identity(LIBRARY)
-    subprocess.run(
-        ["make", "-s", "-C", str(UDF_SRC)],
-        check=True,
-        stdout=subprocess.DEVNULL if quiet else None,
+    done = subprocess.run(
+        ["make", "-s", "-C", str(UDF_SRC)], capture_output=quiet, text=True, check=False
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"make -C udf failed ({done.returncode}):\n{done.stderr or ''}")
     return _identity(LIBRARY) != before
 
 

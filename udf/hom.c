@@ -22,24 +22,26 @@ typedef struct {
     size_t n2_len;    /* 0: no modulus yet */
 } hom_modulus;
 
-/* Accepts `m` as the modulus for the following ciphertexts. Re-imports it only when it
- * differs from the current one (normally n2 is a constant: imported once per statement);
- * with `fixed`, a different modulus than the one already set is refused (one SUM group
- * cannot mix keys). */
-static bool hom_set_modulus(hom_modulus *mod, const unsigned char *m, size_t len, bool fixed,
-                            bool *oom)
+/* A well-formed n^2: n is odd (a product of odd primes) and the real sizes are far above 2
+ * bytes; the upper bound caps the work and memory one row can ask for. */
+static bool hom_modulus_ok(const unsigned char *m, size_t len)
 {
-    if (mod->n2_len == len && memcmp(mod->n2_bytes.data, m, len) == 0)
+    return len >= 2 && len <= HOM_MAX_N2_BYTES && m[0] != 0 && (m[len - 1] & 1) != 0;
+}
+
+static bool hom_same_modulus(const hom_modulus *mod, const unsigned char *m, size_t len)
+{
+    return mod->n2_len == len && memcmp(mod->n2_bytes.data, m, len) == 0;
+}
+
+/* Makes the well-formed `m` the current modulus, importing it only when it changed (n2 is
+ * normally a constant: imported once per statement). False when out of memory. */
+static bool hom_load_modulus(hom_modulus *mod, const unsigned char *m, size_t len)
+{
+    if (hom_same_modulus(mod, m, len))
         return true;
-    if (fixed && mod->n2_len != 0)
+    if (!udf_buf_reserve(&mod->n2_bytes, len))
         return false;
-    /* Smallest real Paillier n^2 is far above this; odd because n is a product of odd primes. */
-    if (len < 2 || len > HOM_MAX_N2_BYTES || m[0] == 0 || (m[len - 1] & 1) == 0)
-        return false;
-    if (!udf_buf_reserve(&mod->n2_bytes, len)) {
-        *oom = true;
-        return false;
-    }
     memcpy(mod->n2_bytes.data, m, len);
     mpz_import(mod->n2, len, 1, 1, 1, 0, m);
     mod->n2_len = len;
@@ -86,10 +88,11 @@ static unsigned long hom_max_length(unsigned long n2_max)
 /* ---- aggregate: cryptdb_hom_sum(ct, n2) ------------------------------------------------ */
 
 typedef struct {
-    hom_modulus mod;
-    mpz_t acc, tmp; /* reused across rows: no allocation per row once they have grown */
-    long long rows; /* non-NULL ciphertexts in the group (like SUM, none gives NULL) */
-    bool bad;       /* a malformed row: the group's result is NULL */
+    hom_modulus mod; /* fixed while the group/frame holds a non-NULL row */
+    mpz_t acc, tmp;  /* reused across rows: no allocation per row once they have grown */
+    long long rows;  /* valid ciphertexts folded in (like SUM, none gives NULL) */
+    long long bad;   /* malformed rows in the group/frame: any makes the result NULL */
+    bool poisoned;   /* two moduli met, or a removal failed: NULL until the next clear */
     bool oom;
     udf_buf out;
 } hom_sum_state;
@@ -125,42 +128,60 @@ UDF_EXPORT void cryptdb_hom_sum_deinit(UDF_INIT *initid)
     initid->ptr = NULL;
 }
 
+static void hom_sum_empty(hom_sum_state *st)
+{
+    mpz_set_ui(st->acc, 1);
+    st->rows = 0;
+    st->bad = 0;
+    st->mod.n2_len = 0; /* the next row names the modulus again (normally the same constant) */
+}
+
 UDF_EXPORT void cryptdb_hom_sum_clear(UDF_INIT *initid, char *is_null, char *error)
 {
     (void)is_null;
     (void)error;
     hom_sum_state *st = (hom_sum_state *)initid->ptr;
-    mpz_set_ui(st->acc, 1);
-    st->rows = 0;
-    st->bad = false;
+    hom_sum_empty(st);
+    st->poisoned = false;
     st->oom = false;
-    st->mod.n2_len = 0; /* each group names its modulus again (normally the same constant) */
 }
 
-/* Folds one row into the group: multiply (remove = false) or divide (remove = true). */
+/* Folds one row in (remove = false) or out of a window frame (remove = true).
+ * NULL ciphertexts are skipped, as SUM skips them. A malformed row (bad modulus, ciphertext
+ * of the wrong width or out of range) is counted in `bad`: the result is NULL while it is in
+ * the group or frame. The first well-formed modulus becomes the group's until the frame
+ * empties; a second one, or a ciphertext that cannot be removed, poisons the state until
+ * the next clear: the product of the other key's rows was never kept, so NULL is the only
+ * honest answer. Results are thus exact or NULL, never a wrong ciphertext. */
 static void hom_sum_step(hom_sum_state *st, UDF_ARGS *args, bool remove)
 {
     const unsigned char *ct = (const unsigned char *)args->args[0];
     const unsigned char *n2 = (const unsigned char *)args->args[1];
-    if (ct == NULL || st->bad)
-        return; /* NULL rows are skipped, as SUM skips them */
-    if (n2 == NULL || !hom_set_modulus(&st->mod, n2, args->lengths[1], true, &st->oom) ||
-        !hom_import_ct(st->tmp, &st->mod, ct, args->lengths[0])) {
-        st->bad = true;
+    size_t n2_len = args->lengths[1];
+    long long delta = remove ? -1 : 1;
+    if (ct == NULL || st->poisoned || st->oom)
         return;
-    }
-    if (remove) {
-        /* Paillier ciphertexts are units mod n^2; a non-unit would reveal a factor of n. */
-        if (mpz_invert(st->tmp, st->tmp, st->mod.n2) == 0) {
-            st->bad = true;
-            return;
-        }
-        st->rows--;
+    if (n2 == NULL || !hom_modulus_ok(n2, n2_len)) {
+        st->bad += delta;
+    } else if (st->mod.n2_len != 0 && !hom_same_modulus(&st->mod, n2, n2_len)) {
+        st->poisoned = true;
+        return;
+    } else if (!hom_load_modulus(&st->mod, n2, n2_len)) {
+        st->oom = true;
+        return;
+    } else if (!hom_import_ct(st->tmp, &st->mod, ct, args->lengths[0])) {
+        st->bad += delta;
+    } else if (remove && mpz_invert(st->tmp, st->tmp, st->mod.n2) == 0) {
+        /* Paillier ciphertexts are units mod n^2 (a non-unit would reveal a factor of n). */
+        st->poisoned = true;
+        return;
     } else {
-        st->rows++;
+        st->rows += delta;
+        mpz_mul(st->acc, st->acc, st->tmp);
+        mpz_tdiv_r(st->acc, st->acc, st->mod.n2);
     }
-    mpz_mul(st->acc, st->acc, st->tmp);
-    mpz_tdiv_r(st->acc, st->acc, st->mod.n2);
+    if (st->rows == 0 && st->bad == 0)
+        hom_sum_empty(st); /* an empty frame: the next row may name another modulus */
 }
 
 UDF_EXPORT void cryptdb_hom_sum_add(UDF_INIT *initid, UDF_ARGS *args, char *is_null,
@@ -198,7 +219,7 @@ UDF_EXPORT char *cryptdb_hom_sum(UDF_INIT *initid, UDF_ARGS *args, char *result,
         *error = 1;
         return NULL;
     }
-    if (st->bad || st->rows <= 0 || st->mod.n2_len == 0) {
+    if (st->poisoned || st->bad != 0 || st->rows <= 0 || st->mod.n2_len == 0) {
         *is_null = 1;
         return NULL;
     }
@@ -258,15 +279,17 @@ UDF_EXPORT char *cryptdb_hom_add(UDF_INIT *initid, UDF_ARGS *args, char *result,
     const unsigned char *a = (const unsigned char *)args->args[0];
     const unsigned char *b = (const unsigned char *)args->args[1];
     const unsigned char *n2 = (const unsigned char *)args->args[2];
-    bool oom = false;
-    if (a == NULL || b == NULL || n2 == NULL ||
-        !hom_set_modulus(&st->mod, n2, args->lengths[2], false, &oom) ||
-        !hom_import_ct(st->a, &st->mod, a, args->lengths[0]) ||
+    if (a == NULL || b == NULL || n2 == NULL || !hom_modulus_ok(n2, args->lengths[2])) {
+        *is_null = 1;
+        return NULL;
+    }
+    if (!hom_load_modulus(&st->mod, n2, args->lengths[2])) {
+        *error = 1;
+        return NULL;
+    }
+    if (!hom_import_ct(st->a, &st->mod, a, args->lengths[0]) ||
         !hom_import_ct(st->b, &st->mod, b, args->lengths[1])) {
-        if (oom)
-            *error = 1;
-        else
-            *is_null = 1;
+        *is_null = 1;
         return NULL;
     }
     if (!udf_buf_reserve(&st->out, st->mod.n2_len)) {
