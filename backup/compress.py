@@ -14,7 +14,7 @@ from typing import BinaryIO
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 KINDS = ("zstd", "gzip", "none")
-ZSTD_LEVEL = 3
+ZSTD_LEVEL = 1  # on hex ciphertext: ~400 MB/s, ratio 0.51; level 3: ~100 MB/s, ratio 0.52
 GZIP_LEVEL = 1  # level 6 (gzip's default) runs at ~20 MB/s here: a bottleneck for dumps
 
 

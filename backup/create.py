@@ -1,17 +1,19 @@
 """`cryptdb backup`: mariadb-dump | tar | compress | age, streaming, into a new 0400 file.
 
-Pipeline (one thread; mariadb-dump and the server run in their own processes):
-    mariadb-dump stdout -> 16 MiB part buffer -> TarWriter (SHA-256 per member)
-      -> compressor -> AgeWriter (ChaCha20-Poly1305, 64 KiB chunks) -> OutputFile (0400)
-Memory is one part buffer plus the compressor's window, whatever the database's size, and no
-plaintext touches the disk.
+Pipeline (mariadb-dump and the server run in their own processes):
+    mariadb-dump stdout -> reader thread -> 16 MiB part buffers -> TarWriter (SHA-256 per
+      member) -> compressor -> AgeWriter (ChaCha20-Poly1305, 64 KiB chunks) -> OutputFile (0400)
+Memory is three part buffers plus the compressor's window, whatever the database's size, and
+no plaintext touches the disk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import queue
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -45,6 +47,7 @@ from backup.progress import Progress
 from keystore.files import check_private
 
 F_SETPIPE_SZ = 1031  # Linux: a 1 MiB pipe means fewer, larger reads from mariadb-dump
+BUFFERS = 3
 
 
 class BackupError(Exception):
@@ -76,6 +79,27 @@ def _tool_version() -> str:
         return "unknown"
 
 
+def _produce(stdout: BinaryIO, free: queue.Queue, filled: queue.Queue, stop: threading.Event,
+             part_size: int) -> None:
+    """Reader thread: fills part buffers from mariadb-dump while the main thread hashes,
+    compresses and encrypts the previous one (the pipe read releases the GIL)."""
+    try:
+        first = True
+        while not stop.is_set():
+            buf = free.get()
+            view, fill = memoryview(buf), 0
+            while fill < part_size and (n := stdout.readinto(view[fill:])):
+                fill += n
+            if fill or first:
+                filled.put((buf, fill))
+            first = False
+            if fill < part_size:
+                break
+        filled.put(None)
+    except BaseException as e:  # handed to the main thread
+        filled.put(e)
+
+
 def _dump_database(
     tar: TarWriter,
     cnf: Path,
@@ -85,31 +109,42 @@ def _dump_database(
     part_size: int,
 ) -> tuple[list[str], int]:
     tar.add_dir(dump_dir(database))
-    buf = bytearray(part_size)
-    view = memoryview(buf)
     parts: list[str] = []
-    fill = total = 0
+    total = 0
+    free: queue.Queue[bytearray] = queue.Queue()
+    filled: queue.Queue[tuple[bytearray, int] | BaseException | None] = queue.Queue()
+    for _ in range(BUFFERS):  # memory: BUFFERS x part_size, whatever the dump's size
+        free.put(bytearray(part_size))
+    stop = threading.Event()
     proc = mysql.Process(
         mysql.dump_argv(cnf, database), stdout=subprocess.PIPE, on_spawn=on_spawn
     )
+    stdout = proc.popen.stdout
+    assert stdout is not None
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(stdout.fileno(), F_SETPIPE_SZ, 1 << 20)
+    reader = threading.Thread(
+        target=_produce, args=(stdout, free, filled, stop, part_size), daemon=True
+    )
+    reader.start()
     try:
-        stdout = proc.popen.stdout
-        assert stdout is not None
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(stdout.fileno(), F_SETPIPE_SZ, 1 << 20)
-        while n := stdout.readinto(view[fill:]):
-            fill += n
-            total += n
-            progress.update(n)
-            if fill == part_size:
-                parts.append(tar.add_file(dump_part(database, len(parts) + 1), view).name)
-                fill = 0
-        if fill or not parts:
-            parts.append(tar.add_file(dump_part(database, len(parts) + 1), view[:fill]).name)
+        while (item := filled.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            buf, fill = item
+            name = dump_part(database, len(parts) + 1)
+            parts.append(tar.add_file(name, memoryview(buf)[:fill]).name)
+            total += fill
+            progress.update(fill)
+            free.put(buf)
         proc.wait(f"mariadb-dump of database {database!r}")
     except BaseException:
+        stop.set()
         proc.kill()
+        free.put(bytearray(0))  # unblock the reader if it waits for a buffer
         raise
+    finally:
+        reader.join(timeout=10)
     return parts, total
 
 
