@@ -34,8 +34,7 @@ def aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
 
 def need(name: str) -> Path:
     path = VECTORS / name
-    if not path.exists():
-        pytest.skip(f"{path} not committed yet (written by the onion/ side)")
+    assert path.exists(), f"{path} missing: regenerate with python -m tests.vectors.onion.generate"
     return path
 
 

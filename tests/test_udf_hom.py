@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import gmpy2
 import pymysql
@@ -200,32 +201,62 @@ def test_add_and_sum_reject_malformed(direct: pymysql.Connection, key: Paillier)
         assert cur.fetchall() == ((0, 0), (1, 0))
 
 
-def test_vectors(direct: pymysql.Connection) -> None:
-    path = VECTORS / "hom.json"
-    if not path.exists():
-        pytest.skip(f"{path} not committed yet (written by the onion/ side)")
+@dataclass
+class HomVectors:
+    n2: bytes
+    sums: list[tuple[list[bytes], bytes, int]]  # ciphertexts, product, plaintext sum
+    adds: list[tuple[bytes, bytes, bytes, int]]  # a, b, a*b, plaintext a+b
+    private_key: bytes  # onion.hom's serialized test key
 
-    def loader(d: dict) -> tuple[bytes, list[tuple[list[bytes], bytes]], list[tuple[bytes, ...]]]:
-        sums = [
-            ([bytes.fromhex(c) for c in s["ciphertexts"]], bytes.fromhex(s["product"]))
+
+def load_hom(d: dict[str, Any]) -> HomVectors:
+    n2 = bytes.fromhex(d["n2"])
+    assert int.from_bytes(n2, "big") == int(d["n"], 16) ** 2 and len(n2) == d["width"]
+    return HomVectors(
+        n2,
+        [
+            (
+                [bytes.fromhex(c) for c in s["ciphertexts"]],
+                bytes.fromhex(s["product"]),
+                int(s["plaintext_sum"]),
+            )
             for s in d["sums"]
-        ]
-        adds = [tuple(bytes.fromhex(a[k]) for k in ("a", "b", "result")) for a in d["adds"]]
-        n2 = bytes.fromhex(d["n2"])
-        assert int.from_bytes(n2, "big") == int(d["n"], 16) ** 2
-        return n2, sums, adds
+        ],
+        [
+            (
+                bytes.fromhex(a["a"]),
+                bytes.fromhex(a["b"]),
+                bytes.fromhex(a["result"]),
+                int(a["result_plain"]),
+            )
+            for a in d["adds"]
+        ],
+        bytes.fromhex(d["private_key"]),
+    )
 
-    n2, sums, adds = load_vectors_from_file(path, loader)
-    assert sums and adds
+
+def test_vectors(direct: pymysql.Connection) -> None:
+    """Byte for byte against onion/'s vectors; the UDF's output also decrypts (with onion/'s
+    own key and decryption) to the plaintext sums: Python encrypts, MariaDB aggregates,
+    Python decrypts."""
+    v = load_vectors_from_file(VECTORS / "hom.json", load_hom)
+    assert v.sums and v.adds
+    from onion.hom import PaillierPrivateKey
+
+    key = PaillierPrivateKey.from_bytes(v.private_key)
     with direct.cursor() as cur:
         cur.execute("CREATE TABLE s (g INT, c VARBINARY(2048))")
         cur.executemany(
             "INSERT INTO s VALUES (%s, %s)",
-            [(g, c) for g, (cts, _) in enumerate(sums) for c in cts],
+            [(g, c) for g, (cts, _, _) in enumerate(v.sums) for c in cts],
         )
-        cur.execute("SELECT g, cryptdb_hom_sum(c, %s) FROM s GROUP BY g ORDER BY g", (n2,))
+        cur.execute("SELECT g, cryptdb_hom_sum(c, %s) FROM s GROUP BY g ORDER BY g", (v.n2,))
         got = dict(cur.fetchall())
-        for g, (cts, product) in enumerate(sums):
-            assert got.get(g) == (product if cts else None), g
-        for a, b, result in adds:
-            assert scalar(direct, "SELECT cryptdb_hom_add(%s, %s, %s)", (a, b, n2)) == result
+    assert len(got) == len(v.sums)
+    for g, (_, product, plain) in enumerate(v.sums):
+        assert got[g] == product, g
+        assert key.decrypt(got[g]) == plain, g
+    for a, b, result, plain in v.adds:
+        out = scalar(direct, "SELECT cryptdb_hom_add(%s, %s, %s)", (a, b, v.n2))
+        assert out == result
+        assert key.decrypt(out) == plain
