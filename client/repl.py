@@ -153,6 +153,8 @@ class Runner:
                     )
                 else:
                     info = result.message if result is not None and result.message else b""
+                    if info and info[0] == len(info) - 1:
+                        info = info[1:]  # MariaDB sends it length-prefixed; PyMySQL keeps that
                     results.append(
                         output.Ok(
                             affected=max(cur.rowcount, 0),
