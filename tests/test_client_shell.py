@@ -8,12 +8,14 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, REPO
-from tests.test_client_helper import Relay, packets, parse_first, relay  # noqa: F401
+from proxy.protocol.handshake import HandshakeResponse42
+from tests.test_client_helper import Relay, packets, parse_first
 
 SECRET_KEY = "correct horse battery staple ✓"
 
@@ -40,6 +42,14 @@ def shell(
         input=stdin if stdin is not None else "", capture_output=True, text=True, timeout=30,
         env=env, cwd=REPO, start_new_session=True,
     )
+
+
+@pytest.fixture
+def wire(proxy) -> Iterator[Relay]:
+    """A relay in front of the proxy recording the client's bytes (use --skip-ssl)."""
+    r = Relay(proxy.port)
+    yield r
+    r.close()
 
 
 @pytest.fixture
@@ -192,33 +202,33 @@ def test_missing_env_var(proxy, env: dict[str, str]) -> None:
 # -- the key reaches the proxy: HR42 as seen on the wire -------------------------------------
 
 
-def sent_hr42(relay: Relay):
+def sent_hr42(wire: Relay) -> HandshakeResponse42:
     deadline = time.monotonic() + 5
-    while not relay.client_bytes and time.monotonic() < deadline:
+    while not wire.client_bytes and time.monotonic() < deadline:
         time.sleep(0.01)
     from proxy.connection import SERVER_CAPABILITIES
 
-    return parse_first(SERVER_CAPABILITIES, packets(bytes(relay.client_bytes)))
+    return parse_first(SERVER_CAPABILITIES, packets(bytes(wire.client_bytes)))
 
 
-def test_key_from_env_var(proxy, relay: Relay, env: dict[str, str]) -> None:
+def test_key_from_env_var(proxy, wire: Relay, env: dict[str, str]) -> None:
     env["MY_KEY"] = SECRET_KEY
-    r = shell(relay.port, "--skip-ssl", "--cryptdb-key", "env:MY_KEY", "-e", "SELECT 1",
+    r = shell(wire.port, "--skip-ssl", "--cryptdb-key", "env:MY_KEY", "-e", "SELECT 1",
               env=env)
     assert r.returncode == 0, r.stderr
-    hr = sent_hr42(relay)
+    hr = sent_hr42(wire)
     assert (hr.cryptdb_key, hr.old_cryptdb_key) == (SECRET_KEY.encode(), None)
 
 
-def test_key_from_private_file(proxy, relay: Relay, env: dict[str, str], tmp_path: Path) -> None:
+def test_key_from_private_file(proxy, wire: Relay, env: dict[str, str], tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_bytes(b"\x00binary\xffkey\n")  # one trailing newline is not part of it
     key_file.chmod(0o600)
     env["OLD"] = "the old one"
-    r = shell(relay.port, "--skip-ssl", "--cryptdb-key", f"file:{key_file}",
+    r = shell(wire.port, "--skip-ssl", "--cryptdb-key", f"file:{key_file}",
               "--old-cryptdb-key", "env:OLD", "-e", "SELECT 1", env=env)
     assert r.returncode == 0, r.stderr
-    hr = sent_hr42(relay)
+    hr = sent_hr42(wire)
     assert (hr.cryptdb_key, hr.old_cryptdb_key) == (b"\x00binary\xffkey", b"the old one")
 
 
@@ -274,9 +284,9 @@ class Pty:
             os.close(self.fd)
 
 
-def test_interactive_session(proxy, database: str, tmp_path: Path, relay: Relay) -> None:
+def test_interactive_session(proxy, database: str, tmp_path: Path, wire: Relay) -> None:
     env = base_env(tmp_path, MY_KEY=SECRET_KEY)
-    pty = Pty(["shell", "-P", str(relay.port), "-u", DEMO_USER, "-D", database, "--skip-ssl",
+    pty = Pty(["shell", "-P", str(wire.port), "-u", DEMO_USER, "-D", database, "--skip-ssl",
                "--cryptdb-key", "prompt"], env)
     try:
         pty.expect("Enter password: ")
@@ -319,8 +329,8 @@ def test_interactive_session(proxy, database: str, tmp_path: Path, relay: Relay)
             pty.proc.kill()
     # Neither secret was echoed; the key went to the proxy as the HR42 field.
     assert SECRET_KEY not in pty.seen
-    assert f"Enter password: \n" in pty.seen
-    assert sent_hr42(relay).cryptdb_key == SECRET_KEY.encode()
+    assert "Enter password: \n" in pty.seen
+    assert sent_hr42(wire).cryptdb_key == SECRET_KEY.encode()
     history = tmp_path / "history"
     assert history.stat().st_mode & 0o077 == 0
     assert "SELECT * FROM t ORDER BY id;" in history.read_text()
