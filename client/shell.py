@@ -210,6 +210,11 @@ def main(args: argparse.Namespace) -> int:
         lines = args.execute.splitlines() if args.execute is not None else sys.stdin
         runner.feed_lines(lines, Splitter())
         return 1 if runner.failed else 0
+    except BrokenPipeError:  # `cryptdb shell -e ... | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return 130
     finally:
         runner.close()
 
