@@ -86,6 +86,10 @@ class PacketStream:
         self._packets.expected_seq = 0
 
     async def flush(self) -> None:
+        # asyncio's drain() does not raise once the peer is gone; without this check a
+        # vanished client would have its whole result relayed into the void.
+        if self._writer.transport.is_closing():
+            raise ConnectionClosed()
         if self.out:
             data, self.out = self.out, bytearray()
             if self._tls is not None:
@@ -93,10 +97,29 @@ class PacketStream:
                 assert self._out_bio is not None
                 data = bytearray(self._out_bio.read())
             self._writer.write(data)
+        if self._writer.transport.get_write_buffer_size() == 0:
+            return  # the kernel took everything: nothing to wait for (the common case)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait for the client to take our output, noticing if it hangs up meanwhile.
+
+        A client that half-closes (FIN) while a large result is in flight would otherwise
+        park us in drain() for as long as its socket lingers.
+        """
+        drain = asyncio.ensure_future(self._writer.drain())
         try:
-            await self._writer.drain()
+            while True:
+                done, _ = await asyncio.wait({drain}, timeout=1.0)
+                if done:
+                    drain.result()
+                    return
+                if self._reader.at_eof() or self._writer.transport.is_closing():
+                    raise ConnectionClosed()
         except OSError:
             raise ConnectionClosed() from None
+        finally:
+            drain.cancel()
 
     async def maybe_flush(self) -> None:
         if len(self.out) >= FLUSH_AT:
