@@ -66,11 +66,14 @@ class Runner:
 
     def open(self) -> HR42Connection:
         if self.conn is None or not self.conn.open:
-            self.conn = self._connect()
-            if self.database:
-                self.conn.select_db(self.database)
-            else:
-                self.database = _current_database(self.conn)
+            self.conn = conn = self._connect()
+            if self.database:  # a reconnect: back to where the user was
+                try:
+                    conn.select_db(self.database)
+                except pymysql.MySQLError:
+                    self.database = None  # dropped meanwhile
+            if not self.database:
+                self.database = _current_database(conn)
         return self.conn
 
     def close(self) -> None:
@@ -131,7 +134,8 @@ class Runner:
         for result in results:
             self._print(result, stmt.vertical, elapsed)
         if re.match(r"\s*(use|drop\s+(database|schema))\b", stmt.sql, re.IGNORECASE):
-            self.database = _current_database(self.open())
+            with contextlib.suppress(pymysql.MySQLError):  # only the prompt depends on it
+                self.database = _current_database(self.open())
         return True
 
     def _execute(self, sql: str) -> list[output.ResultSet | output.Ok]:

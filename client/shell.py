@@ -232,7 +232,7 @@ def _hint(e: BaseException) -> str:
 
 
 def _banner(s: Settings, conn: Any) -> str:
-    tls = "TLS" if conn._secure and s.ssl.get("ssl_disabled") is not True else "no TLS"
+    tls = "TLS" if conn._secure else "no TLS"
     key = "sent" if s.cryptdb_key else "not sent"
     return (
         f"Connected to {s.host}:{s.port} as {s.user} ({tls}; server {conn.get_server_info()};"
