@@ -118,8 +118,8 @@ class _Loader:
             for chunk in member.chunks():
                 self.proc.popen.stdin.write(chunk)
         except BrokenPipeError:
-            self.finish()  # reports the client's own error message
-            raise
+            self.finish()  # raises with the client's own error message if it failed
+            raise mysql.BackendError("the mariadb client stopped reading its input") from None
 
     def finish(self) -> None:
         proc, self.proc = self.proc, None

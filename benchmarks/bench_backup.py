@@ -166,7 +166,9 @@ def _run(backend: DevBackend, work: Path, target_bytes: int) -> None:
     _drop(backend, target)
     base_file.unlink()
     rres = restore_backup(out, [keys.identity], keys.trusted(), cnf, databases=[target])
-    print(f"  restore ours (verify pass + load pass)            {_mbs(size, rres.seconds)}")
+    counts = "row counts match the manifest" if not rres.warnings else "; ".join(rres.warnings)
+    print(f"  restore ours (verify pass + load pass)            {_mbs(size, rres.seconds)}"
+          f"  ({counts})")
     _drop(backend, target)
     print(f"  max RSS after backup, verify and restore: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB")

@@ -245,3 +245,18 @@ def test_file_swapped_between_passes_rolls_back(
         assert cur.fetchone()[0] == 0
         cur.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (target,))
         assert cur.fetchone() is not None
+
+
+def test_client_failure_rolls_back(backups, keys, backend, target, tmp_path, monkeypatch) -> None:
+    """A genuine backup whose load fails (here: a client that dies at once) leaves nothing."""
+    import backup.mysql as mysql_mod
+
+    monkeypatch.setattr(mysql_mod, "client_argv", lambda cnf, db: ["sh", "-c", "exit 3"])
+    ks_out = tmp_path / "ks"
+    with pytest.raises(RestoreError, match="rolled back"):
+        restore_backup(backups[0], [keys.identity], keys.trusted(), backend.service_cnf,
+                       databases=[target], keystore_out=ks_out)
+    assert not ks_out.exists()
+    with backend.admin() as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (target,))
+        assert cur.fetchone() is None  # created by the restore, dropped by its rollback
