@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from enum import StrEnum
 
 MAX_DECIMAL_PRECISION = 65
@@ -78,8 +78,12 @@ def decimal_to_scaled(ctype: ColumnType, value: Decimal | int | str) -> int:
     return m
 
 
+_EXACT = Context(prec=MAX_DECIMAL_PRECISION + MAX_DECIMAL_SCALE + 10)
+
+
 def scaled_to_decimal(ctype: ColumnType, m: int) -> Decimal:
-    return Decimal(m).scaleb(-ctype.scale)
+    # An explicit wide context: the default 28 digits would round DECIMAL(65, 30) values.
+    return Decimal(m).scaleb(-ctype.scale, context=_EXACT)
 
 
 def datetime_to_micros(value: dt.datetime | dt.date) -> int:

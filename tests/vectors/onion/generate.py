@@ -9,19 +9,29 @@ tests (tests/test_udf*.py); their schemas are fixed: only add fields.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
 import json
 import random
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from Crypto.Cipher import AES as CryptoAES
+from Crypto.Hash import SHA256
+from Crypto.Protocol.KDF import HKDF as CryptoHKDF
 from Crypto.Util import Counter
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as pyca_hmac
 
-from onion import hom, search
+from onion import hom, keys, search
+from onion.column import ColumnCrypto, ope_domain
+from onion.encoding import ColumnType, Kind
+from onion.leaky import ope as ope_mod
+from onion.leaky._ope_ref import OpeRef
 from onion.rnd import Rnd
 
 HERE = Path(__file__).resolve().parent
@@ -65,10 +75,32 @@ def rnd_cases(rng: random.Random) -> list[tuple[str, bytes, bytes, bytes]]:
     return cases
 
 
+def shaped_cases(rng: random.Random) -> list[tuple[str, bytes, bytes, bytes]]:
+    """RND over real inner ciphertexts: what the peeling UDF must return byte for byte."""
+    out = []
+    for note, ctype, value in [
+        ("DET of BIGINT -1 (16 bytes)", ColumnType(kind=Kind.INT), -1),
+        ("DET of VARCHAR 'hello' (22 bytes)", ColumnType(kind=Kind.STRING), "hello"),
+        ("DET of VARCHAR '' (17 bytes)", ColumnType(kind=Kind.STRING), ""),
+        ("DET of DECIMAL(65,30) (46 bytes)", ColumnType(kind=Kind.DECIMAL, precision=65,
+                                                        scale=30), Decimal("-1e34")),
+    ]:
+        col = ColumnCrypto(ctype, det=_bytes(rng, 64))
+        out.append((note, _bytes(rng, 32), _bytes(rng, 16), col.det(value)))
+    for note, ctype, value in [
+        ("OPE of BIGINT 42 (16 bytes)", ColumnType(kind=Kind.INT), 42),
+        ("OPE of DECIMAL(65,30) (36 bytes)", ColumnType(kind=Kind.DECIMAL, precision=65,
+                                                        scale=30), Decimal("12.5")),
+    ]:
+        col = ColumnCrypto(ctype, ope=_bytes(rng, 64), ope_cache=0)
+        out.append((note, _bytes(rng, 32), _bytes(rng, 16), col.ope(value)))
+    return out
+
+
 def gen_rnd(extra: list[tuple[str, bytes, bytes, bytes]] | None = None) -> None:
     rng = _rng("rnd")
     vectors = []
-    for note, key, iv, pt in rnd_cases(rng) + (extra or []):
+    for note, key, iv, pt in rnd_cases(rng) + shaped_cases(rng) + (extra or []):
         ct = Rnd(key).encrypt(iv, pt)
         _check_rnd(key, iv, pt, ct)
         vectors.append({"note": note, "key": key.hex(), "iv": iv.hex(), "plaintext": pt.hex(),
@@ -212,8 +244,142 @@ def gen_search() -> None:
     })
 
 
+# ---- keys ------------------------------------------------------------------------------------
+
+
+def gen_keys() -> None:
+    rng = _rng("keys")
+    master = _bytes(rng, 32)
+    layers = []
+    for ids in [(0, 0, 0), (1, 7, 3), (1, 7, 4), (2, 7, 3), (2**64 - 1, 2**32, 12345)]:
+        for onion, layer_names in keys.LAYERS_OF.items():
+            for layer in layer_names:
+                label = keys.layer_label(*ids, onion, layer)
+                key = keys.derive_layer_key(master, *ids, onion, layer)
+                assert key == CryptoHKDF(master, len(key), b"", SHA256, context=label)
+                layers.append({"database_id": ids[0], "table_id": ids[1], "column_id": ids[2],
+                               "onion": onion, "layer": layer, "label": label.decode(),
+                               "key": key.hex()})
+    joins = []
+    for group in (0, 1, 99, 2**64 - 1):
+        label = keys.join_label(group)
+        key = keys.derive_join_key(master, group)
+        assert key == CryptoHKDF(master, 64, b"", SHA256, context=label)
+        joins.append({"group_id": group, "label": label.decode(), "key": key.hex()})
+    _write("keys.json", {"note": "HKDF-SHA256(master, salt=none, info=label)",
+                         "master": master.hex(), "layers": layers, "joins": joins})
+
+
+# ---- DET -------------------------------------------------------------------------------------
+
+
+def _ctype_doc(ctype: ColumnType) -> dict[str, Any]:
+    return {"kind": ctype.kind.value, "bits": ctype.bits, "precision": ctype.precision,
+            "scale": ctype.scale}
+
+
+def _value_doc(value: object) -> str:
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def _check_det(key: bytes, ct: bytes) -> None:
+    """pycryptodome: the block form decrypts to a well-formed block, the SIV form verifies."""
+    if len(ct) == 16:
+        block_key = hmac.digest(key, b"cryptdb-onion/v1/det/block", hashlib.sha256)
+        block = CryptoAES.new(block_key, CryptoAES.MODE_ECB).decrypt(ct)
+        assert block[0] == 0xD1 and block[3:7] == bytes(4)
+    else:
+        assert ct[0] == 0x01
+        siv = CryptoAES.new(key, CryptoAES.MODE_SIV)
+        if len(ct) == 46:
+            siv.update(b"cryptdb-onion/v1/det/decimal")
+        siv.decrypt_and_verify(ct[17:], ct[1:17])
+
+
+DET_CASES: list[tuple[ColumnType, list[Any]]] = [
+    (ColumnType(kind=Kind.INT), [0, 1, -1, 2**63 - 1, -(2**63)]),
+    (ColumnType(kind=Kind.INT, bits=32), [7, -(2**31)]),
+    (ColumnType(kind=Kind.UINT), [0, 7, 2**64 - 1]),
+    (ColumnType(kind=Kind.DECIMAL, precision=10, scale=2), [Decimal("0.00"), Decimal("-1.5"),
+                                                           Decimal("99999999.99")]),
+    (ColumnType(kind=Kind.DECIMAL, precision=65, scale=30),
+     [Decimal("1.5"), Decimal("9" * 35 + "." + "9" * 30), Decimal("-" + "9" * 35)]),
+    (ColumnType(kind=Kind.STRING), ["", "a", "hello world", "😀 4-byte", "Ünïcödé" * 10]),
+    (ColumnType(kind=Kind.DATE), [dt.date(1, 1, 1), dt.date(1000, 1, 1), dt.date(9999, 12, 31)]),
+    (ColumnType(kind=Kind.DATETIME), [dt.datetime(2024, 2, 29, 12, 34, 56, 789012),
+                                      dt.datetime(9999, 12, 31, 23, 59, 59, 999999)]),
+]
+
+
+def gen_det() -> None:
+    rng = _rng("det")
+    key = _bytes(rng, 64)
+    vectors = []
+    for ctype, values in DET_CASES:
+        col = ColumnCrypto(ctype, det=key)
+        for v in values:
+            ct = col.det(v)
+            assert ct is not None and col.det_decrypt(ct) == v
+            _check_det(key, ct)
+            vectors.append({"type": _ctype_doc(ctype), "value": _value_doc(v),
+                            "ciphertext": ct.hex()})
+    _write("det.json", {"note": "DET: 16-byte AES block or 0x01 || AES-SIV; see "
+                                "docs/onion-format.md", "key": key.hex(), "vectors": vectors})
+
+
+# ---- OPE -------------------------------------------------------------------------------------
+
+OPE_CASES: list[tuple[ColumnType, list[Any]]] = [
+    (ColumnType(kind=Kind.INT), [-(2**63), -1, 0, 1, 2**63 - 1]),
+    (ColumnType(kind=Kind.UINT), [0, 1, 2**63, 2**64 - 1]),
+    (ColumnType(kind=Kind.DECIMAL, precision=10, scale=2), [Decimal("-99999999.99"),
+                                                           Decimal("0"), Decimal("0.01")]),
+    (ColumnType(kind=Kind.DECIMAL, precision=65, scale=30),
+     [Decimal("-" + "9" * 35), Decimal("0"), Decimal("1e-30")]),
+    (ColumnType(kind=Kind.STRING), ["", "a", "A", "abc", "abcdefgh", "abcdefghz", "b",
+                                    "\t", "a\t", "a ", "😀"]),
+    (ColumnType(kind=Kind.DATE), [dt.date(1, 1, 1), dt.date(2000, 1, 1),
+                                  dt.date(9999, 12, 31)]),
+    (ColumnType(kind=Kind.DATETIME), [dt.datetime(2000, 1, 1, 0, 0, 0, 1)]),
+]
+
+
+def gen_ope() -> None:
+    rng = _rng("ope")
+    key = _bytes(rng, 64)
+    raw = []
+    for d, r in [(64, 128), (8, 16), (16, 24), (1, 1), (32, 96)]:
+        ref = OpeRef(key, d, r)
+        native = ope_mod.Ope(key, d, r, cache_size=0) if ope_mod.NATIVE else None
+        pts = sorted({0, (1 << d) - 1} | {rng.getrandbits(d) for _ in range(12)})
+        cts = []
+        for m in pts:
+            c = ref.encrypt(m)
+            assert native is None or native.encrypt_int(m) == c
+            assert ref.decrypt(c) == m
+            cts.append(c)
+        assert cts == sorted(cts) and len(set(cts)) == len(cts)
+        width = (r + 7) // 8
+        raw.append({"d": d, "r": r, "vectors": [
+            {"plaintext": str(m), "ciphertext": c.to_bytes(width, "big").hex()}
+            for m, c in zip(pts, cts, strict=True)]})
+    typed = []
+    for ctype, values in OPE_CASES:
+        col = ColumnCrypto(ctype, ope=key, ope_cache=0)
+        d, r = ope_domain(ctype)
+        for v in values:
+            ct = col.ope(v)
+            assert ct is not None and len(ct) == (r + 7) // 8
+            typed.append({"type": _ctype_doc(ctype), "value": _value_doc(v),
+                          "domain_point": str(col.ope_plain(v)), "ciphertext": ct.hex()})
+    _write("ope.json", {"note": "OPE (BCLO with exact Binomial(M, 1/2) splits); ciphertexts "
+                                "fixed-width big-endian", "key": key.hex(), "raw": raw,
+                        "typed": typed})
+
+
 GENERATORS: dict[str, Callable[[], None]] = {"rnd": gen_rnd, "hom": gen_hom,
-                                              "search": gen_search}
+                                              "search": gen_search, "keys": gen_keys,
+                                              "det": gen_det, "ope": gen_ope}
 
 
 def main(argv: list[str]) -> int:
