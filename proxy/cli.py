@@ -82,7 +82,12 @@ async def _run(args: argparse.Namespace) -> int:
         dev = DevBackend(DEV_STATE / "mariadb", port=3406)
         await asyncio.to_thread(dev.start)
         cert, key = ensure_self_signed(DEV_STATE / "tls")
-        cfg = load_config(dev.service_cnf, tls_cert=cert, tls_key=key)
+        from keystore.files import private_dir
+
+        keystore_dir = private_dir(DEV_STATE / "keystore")
+        cfg = load_config(
+            dev.service_cnf, tls_cert=cert, tls_key=key, keystore=keystore_dir / "keystore"
+        )
     elif args.defaults_file:
         cfg = load_config(args.defaults_file)
     else:

@@ -47,6 +47,8 @@ class ProxyConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     keystore: Path | None = None
+    # argon2id cost for new slots as "memory_kib,time_cost,parallelism" (tests lower it)
+    keystore_kdf: tuple[int, int, int] | None = None
     max_connections: int = 1000
     handshake_timeout: float = 10.0  # MariaDB's connect_timeout default
 
@@ -90,10 +92,21 @@ def load_config(path: Path, **overrides: object) -> ProxyConfig:
         tls_cert=opt_path("tls-cert"),
         tls_key=opt_path("tls-key"),
         keystore=opt_path("keystore"),
+        keystore_kdf=_kdf(own.get("keystore-kdf")),
     )
     if cfg.tls_key is not None:
         check_private(cfg.tls_key)
     return cfg if not overrides else _replace(cfg, overrides)
+
+
+def _kdf(value: str | None) -> tuple[int, int, int] | None:
+    if not value:
+        return None
+    try:
+        m, t, p = (int(x) for x in value.split(","))
+    except ValueError:
+        raise ConfigError("keystore-kdf must be memory_kib,time_cost,parallelism") from None
+    return m, t, p
 
 
 def _replace(cfg: ProxyConfig, overrides: dict[str, object]) -> ProxyConfig:

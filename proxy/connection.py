@@ -16,6 +16,7 @@ from mysql_mimic.types import Capabilities
 
 from proxy import auth
 from proxy.backend import Backend, BackendAddress
+from proxy.keys import KeyGate, choose_key
 from proxy.protocol import errors
 from proxy.protocol.codec import end_of_rows, is_eof, make_err, make_ok, parse_eof
 from proxy.protocol.errors import BackendError, BackendUnavailable, ClientProtocolError, MysqlError
@@ -72,6 +73,7 @@ class ServerContext:
     rsa: auth.RsaKeyPair
     tls: ssl.SSLContext | None
     handshake_timeout: float
+    keys: KeyGate | None = None  # None: no keystore configured (pass-through only)
 
 
 class ClientConnection:
@@ -166,7 +168,8 @@ class ClientConnection:
             backend = await Backend.connect(
                 self.ctx.backend,
                 user=response.username,
-                password=password.decode("utf-8", "surrogateescape"),
+                # aiomysql encodes passwords as latin-1: this hands over the exact bytes.
+                password=password.decode("latin-1"),
                 database=response.database,
                 collation=response.collation,
                 client_flags=response.capabilities,
@@ -178,12 +181,25 @@ class ClientConnection:
             await stream.flush()
             return None
         attrs = response.connect_attrs
+        presented = choose_key(response.cryptdb_key, response.old_cryptdb_key, attrs, password)
+        master = None
+        if self.ctx.keys is not None:
+            # After the backend login, so only a real account can initialize a deployment.
+            try:
+                master = await self.ctx.keys.open(response.username, presented)
+            except MysqlError as e:
+                await backend.close()
+                stream.write(make_err(e.code, e.sqlstate, e.message))
+                await stream.flush()
+                return None
         session = Session(
             backend=backend,
             username=response.username,
             capabilities=response.capabilities,
-            cryptdb_key=response.cryptdb_key or _attr_bytes(attrs, "cryptdb_key"),
-            old_cryptdb_key=response.old_cryptdb_key or _attr_bytes(attrs, "old_cryptdbkey"),
+            password=password,
+            presented=presented,
+            master_key=master,
+            keys=self.ctx.keys,
             connect_attrs={k: v for k, v in attrs.items() if "cryptdb" not in k},
         )
         stream.write(make_ok(status=STATUS_AUTOCOMMIT))
@@ -217,6 +233,13 @@ class ClientConnection:
         data = await stream.read()
         if stream.tls:
             return auth.cleartext_from_packet(data)
+        if len(data) == self.ctx.rsa.ciphertext_length:
+            # A client that already holds our public key (PyMySQL on reconnect) sends the
+            # encrypted password straight away.
+            try:
+                return self.ctx.rsa.decrypt_password(data, nonce)
+            except ValueError:
+                pass
         if data != auth.REQUEST_PUBLIC_KEY:
             # mysql-connector's pure-Python driver answers a full-auth request with the
             # cleartext password even without TLS. It is already on the wire; refusing would
@@ -326,8 +349,3 @@ class ClientConnection:
 
     async def _quit(self, payload: bytes) -> bool:
         return False
-
-
-def _attr_bytes(attrs: dict[str, str], name: str) -> bytes | None:
-    value = attrs.get(name)
-    return value.encode() if value else None

@@ -172,6 +172,7 @@ class DevBackend:
             "[client]\n"
             "host=127.0.0.1\n"
             f"port={self.port}\n"
+            f"socket={self.socket}\n"
             f"user={SERVICE_USER}\n"
             f"password={service_password}\n",
         )

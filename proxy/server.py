@@ -9,9 +9,12 @@ import ssl
 
 import aiomysql
 
+from keystore import DEFAULT_KDF, KdfParams, Keystore, UnlockCache
+from keystore.files import check_private
 from proxy import auth
 from proxy.config import ProxyConfig
 from proxy.connection import ClientConnection, ServerContext
+from proxy.keys import KeyGate
 from proxy.protocol.codec import make_err
 from proxy.protocol.framing import frame
 
@@ -51,6 +54,16 @@ class ProxyServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self.ctx: ServerContext | None = None
 
+    def _key_gate(self) -> KeyGate | None:
+        if self.cfg.keystore is None:
+            return None
+        kdf = KdfParams(*self.cfg.keystore_kdf) if self.cfg.keystore_kdf else DEFAULT_KDF
+        if self.cfg.keystore.parent.exists():
+            check_private(self.cfg.keystore.parent)  # refuse to start on loose permissions
+        if self.cfg.keystore.exists():
+            check_private(self.cfg.keystore)
+        return KeyGate(Keystore(self.cfg.keystore, kdf=kdf, cache=UnlockCache()))
+
     async def start(self) -> None:
         version = await backend_version(self.cfg)
         self.ctx = ServerContext(
@@ -59,6 +72,7 @@ class ProxyServer:
             rsa=await asyncio.to_thread(auth.RsaKeyPair),
             tls=self._tls,
             handshake_timeout=self.cfg.handshake_timeout,
+            keys=self._key_gate(),
         )
         self._server = await asyncio.start_server(
             self._accept, self.cfg.listen_host, self.cfg.listen_port, reuse_address=True

@@ -126,9 +126,9 @@ def test_unknown_user_is_1045(proxy) -> None:
 
 def test_empty_password_account(proxy, backend) -> None:
     with backend.admin() as a, a.cursor() as cur:
-        cur.execute("CREATE USER IF NOT EXISTS 'nopass'@'127.0.0.1'")
+        cur.execute("CREATE USER IF NOT EXISTS 'nopass'@'localhost'")
     conn = proxy.connect(user="nopass", password="")
     with conn.cursor() as cur:
         cur.execute("SELECT CURRENT_USER()")
-        assert cur.fetchone() == ("nopass@127.0.0.1",)
+        assert cur.fetchone() == ("nopass@localhost",)  # the proxy uses the unix socket
     conn.close()
