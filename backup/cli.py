@@ -13,7 +13,7 @@ from pathlib import Path
 
 from backup import signing
 from backup.age import AgeError, Identity, Recipient, parse_keys_text
-from backup.compress import KINDS, zstd_available
+from backup.compress import KINDS, default_kind
 from backup.create import BackupError, create_backup
 from backup.mysql import BackendError
 from backup.progress import human
@@ -159,7 +159,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     b.add_argument("--recipient", "-r", action="append", help="age recipient (age1...)")
     b.add_argument("--recipients-file", "-R", action="append", help="file of age recipients")
     b.add_argument("--keystore", help="the proxy's keystore file, included as is")
-    b.add_argument("--compress", choices=KINDS, default="zstd" if zstd_available() else "gzip")
+    b.add_argument("--compress", choices=KINDS, default=default_kind(),
+                   help="before encryption (default: zstd if installed, else gzip)")
     b.add_argument("-o", "--output", help="new backup file (created 0400)")
     b.set_defaults(func=_guard(cmd_backup))
     sub = b.add_subparsers(dest="backup_command")

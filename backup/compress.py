@@ -37,6 +37,10 @@ def zstd_available() -> bool:
     return True
 
 
+def default_kind() -> str:
+    return "zstd" if zstd_available() else "gzip"
+
+
 class _NoClose(io.RawIOBase):
     """Shields the sink from compressors that close what they wrap."""
 
