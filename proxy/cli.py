@@ -46,9 +46,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _optional_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Tool groups that live in their own packages."""
-    for module in ("keystore.cli", "backup.cli", "proxy.udfs"):
+    udf = sub.add_parser("udf", help="manage the C UDFs on a backend server")
+    udf_sub = udf.add_subparsers(dest="udf_command", required=True)
+    install = udf_sub.add_parser("install", help="copy the UDF library and CREATE FUNCTION")
+    install.add_argument("--defaults-file", type=Path, required=True, help="[client] credentials")
+    install.add_argument("--plugin-dir", type=Path, help="the server's plugin dir as seen here")
+    install.set_defaults(func=_udf_install)
+    for module in ("keystore.cli", "backup.cli"):
         with contextlib.suppress(ImportError, AttributeError):
             __import__(module, fromlist=["add_subcommands"]).add_subcommands(sub)
+
+
+def _udf_install(args: argparse.Namespace) -> int:
+    from proxy.udfs import install_cli
+
+    return install_cli(args.defaults_file, args.plugin_dir)
 
 
 def _serve(args: argparse.Namespace) -> int:
