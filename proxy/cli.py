@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -52,9 +51,11 @@ def _optional_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ign
     install.add_argument("--defaults-file", type=Path, required=True, help="[client] credentials")
     install.add_argument("--plugin-dir", type=Path, help="the server's plugin dir as seen here")
     install.set_defaults(func=_udf_install)
-    for module in ("keystore.cli", "backup.cli"):
-        with contextlib.suppress(ImportError, AttributeError):
-            __import__(module, fromlist=["add_subcommands"]).add_subcommands(sub)
+    from backup.cli import add_subcommands as add_backup
+    from keystore.cli import add_subcommands as add_keystore
+
+    add_keystore(sub)
+    add_backup(sub)
 
 
 def _udf_install(args: argparse.Namespace) -> int:
