@@ -147,7 +147,7 @@ def _cmp_exact(m: int, m0: int, x: int, k: int, s: int, num: int, w: int, prec: 
     `prec` bits of absolute accuracy: "accept" (R >= top), "reject" (R <= bottom), "inside",
     or "unsure" (ask again with more precision)."""
     wp = prec + m.bit_length() + 2 * (k.bit_length() + 8) + 32
-    with gmpy2.local_context(gmpy2.context(), precision=wp):
+    with gmpy2.context(gmpy2.get_context(), precision=wp):
         def lg(v: int) -> gmpy2.mpfr:
             return gmpy2.lgamma(gmpy2.mpfr(v + 1))[0]
 

@@ -49,6 +49,14 @@ _LIB = _load()
 NATIVE = _LIB is not None
 
 
+def _reload_native() -> bool:
+    """Loads the library again (after `make -C onion` in a running process, e.g. tests)."""
+    global _LIB, NATIVE
+    _LIB = _load()
+    NATIVE = _LIB is not None
+    return NATIVE
+
+
 class _Native:
     """ctypes handle on one ope_ctx; a lock because ctypes drops the GIL during calls."""
 
