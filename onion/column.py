@@ -8,6 +8,9 @@
 `None` (SQL NULL) maps to `None` in every onion: NULL stays NULL, which reveals which rows
 are NULL and nothing else. The IV is the row's (`new_iv()`), stored in its BINARY(16) IV
 column; draw a fresh one whenever a value under it changes.
+
+A `ColumnCrypto` caches cipher contexts and is meant for one thread (the proxy's event loop);
+give each thread its own instance.
 """
 
 from __future__ import annotations

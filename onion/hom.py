@@ -7,15 +7,16 @@ an in-place increment by k multiplies in Enc(k) (UDF cryptdb_hom_add).
 Plaintexts are integers mod n; a signed m is stored as m mod n, i.e. a negative as n - |m|, and
 decoded back as m - n when m > n // 2. Sums stay exact while |sum| < n / 2 (about 2**2046).
 
-Randomness (Damgard-Jurik-Nielsen, PKC 2001, section 4.1 / "short exponent" variant): instead
-of r**n for a fresh uniform r in Z_n*, the key holds h = -x**2 mod n for a random x and
-encryption uses (h**n)**a mod n**2 = (h**a)**n for a fresh random a of ALPHA_BITS bits. That
-is still an n-th power, so decryption is unchanged; semantic security rests on DCR plus the
-assumption that h**a for a short random a is indistinguishable from a random element of <h>
-(the best known attack on a short exponent is Pollard's lambda, 2**(ALPHA_BITS/2) group
-operations). The fixed base lets encryption use precomputed tables of (h**n)**(d * 2**(w*i))
-mod p**2 and mod q**2 (CRT with the secret factors), so each encryption costs about
-2 * ALPHA_BITS / WINDOW multiplications modulo 2048-bit numbers and no squarings.
+Randomness: the fixed-base variant of Damgard, Jurik and Nielsen ("A generalization of
+Paillier's public-key system with applications to electronic voting", IJIS 2010). Instead of
+r**n for a fresh uniform r in Z_n*, the key holds h = -x**2 mod n for a random x, and
+encryption uses (h**n)**a mod n**2 = (h**a)**n for a fresh random a of ALPHA_BITS bits. That is
+still an n-th power, so decryption is unchanged. Semantic security rests on DCR plus the
+assumption that h**a for a short random a is indistinguishable from a uniform element of <h>
+(the best known attack on a short exponent, Pollard's lambda, costs 2**(ALPHA_BITS/2) group
+operations). The fixed base allows precomputed tables of (h**n)**(d * 2**(w*i)) mod p**2 and
+mod q**2 (CRT with the secret factors): one encryption costs 2 * ALPHA_BITS / WINDOW
+multiplications modulo 2048-bit numbers and no squarings. docs/onion-format.md has the details.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class PaillierPublicKey:
     __slots__ = ("n", "n2", "width")
 
     def __init__(self, n: int) -> None:
-        if n < 3 or n % 2 == 0:
-            raise ValueError("bad Paillier modulus")
+        if n.bit_length() < N_BITS or n % 2 == 0:
+            raise ValueError("Paillier modulus must be odd and at least 2048 bits")
         self.n = mpz(n)
         self.n2 = self.n * self.n
         self.width = _width(self.n2)
@@ -155,8 +156,8 @@ class PaillierPrivateKey:
 
     @classmethod
     def _generate_from_rng(cls, bits: int, randbits: Callable[[int], int]) -> PaillierPrivateKey:
-        if bits < 2048 and bits != 512:  # 512 only for fast tests
-            raise ValueError("Paillier modulus must be at least 2048 bits")
+        if bits < N_BITS or bits % 2:
+            raise ValueError("Paillier modulus must be an even number of bits >= 2048")
         half = bits // 2
         while True:
             p, q = _prime(half, randbits), _prime(half, randbits)
