@@ -264,3 +264,37 @@ def test_ope_width_and_iv_independence() -> None:
     col = column(INT)
     iv = os.urandom(16)
     assert col.ord(5, iv) != col.ord(5, os.urandom(16))
+
+
+# ---- fuzz invariant: garbage either decrypts or raises InvalidCiphertext --------------------
+
+FUZZ = {c: column(c, 30 + i, onions=("eq", "ord")) for i, c in
+        enumerate((INT, ColumnType(kind=Kind.INT, bits=8), DEC65, TEXT, DATE, DATETIME))}
+
+
+_garbage = st.one_of(st.binary(max_size=64), *(st.binary(min_size=n, max_size=n)
+                                                 for n in (16, 17, 36, 46)))
+
+
+@given(st.sampled_from(sorted(FUZZ, key=str)), _garbage, st.binary(min_size=16, max_size=16))
+@settings(max_examples=300, deadline=None)
+def test_garbage_raises_only_InvalidCiphertext(ctype: ColumnType, data: bytes,
+                                               iv: bytes) -> None:
+    col = FUZZ[ctype]
+    for fn in (lambda: col.eq_decrypt(data, iv), lambda: col.det_decrypt(data),
+               lambda: col.ord_decrypt(data, iv), lambda: col.ope_decrypt(data)):
+        try:
+            fn()
+        except InvalidCiphertext:
+            pass
+
+
+@given(st.binary(min_size=512, max_size=512))
+@settings(max_examples=30, deadline=None)
+def test_hom_garbage(data: bytes) -> None:
+    key = PaillierPrivateKey.from_bytes(
+        bytes.fromhex(json.loads(VECTORS.read_text())["private_key"]))
+    try:
+        assert isinstance(key.decrypt(data), int)  # any unit mod n**2 is some ciphertext
+    except InvalidCiphertext:
+        pass
