@@ -1,0 +1,309 @@
+"""Result decoding: backend rows (ciphertexts) -> plaintext rows, column metadata, text rows.
+
+    decoder = plan.decoder                      # None for statements without a result set
+    decoder.definitions()                       # list[ColumnDefinition] for the client
+    for values in decoder.decode(backend_rows): # backend_rows: sequences of bytes | None
+        packet = decoder.text_row(values)       # Protocol::TextResultsetRow
+
+A decoder may sort, cut (LIMIT / OFFSET) and drop hidden columns after decrypting, when the
+backend cannot order the ciphertexts itself (encrypted text, aggregates, grouped queries).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from onion import InvalidCiphertext
+from onion.encoding import Kind
+from proxy.protocol.codec import ColumnDefinition, make_text_row
+from proxy.rewrite.context import Crypto
+from proxy.schema import Column
+
+Reader = Callable[[Sequence[Any]], Any]
+
+# MySQL column types and flags (include/mysql_com.h)
+T_TINY, T_SHORT, T_LONG, T_LONGLONG, T_INT24 = 1, 2, 3, 8, 9
+T_DATE, T_DATETIME, T_NEWDECIMAL, T_BLOB, T_VAR_STRING, T_STRING = 10, 12, 246, 252, 253, 254
+NOT_NULL_FLAG, BLOB_FLAG, UNSIGNED_FLAG, BINARY_FLAG, NUM_FLAG = 1, 16, 32, 128, 32768
+CHARSET_BINARY, CHARSET_UTF8MB4_CI, CHARSET_UTF8MB4_BIN = 63, 45, 46
+_INT_TYPES = {
+    8: (T_TINY, 4),
+    16: (T_SHORT, 6),
+    24: (T_INT24, 9),
+    32: (T_LONG, 11),
+    64: (T_LONGLONG, 20),
+}
+
+
+@dataclass(frozen=True)
+class OutCol:
+    """One result column as the client sees it."""
+
+    name: str
+    type: int
+    length: int
+    decimals: int = 0
+    flags: int = 0
+    charset: int = CHARSET_BINARY
+    table: str = ""
+    org_name: str = ""
+    fsp: int = 0
+
+    def definition(self, schema: str = "") -> ColumnDefinition:
+        return ColumnDefinition(
+            name=self.name.encode(),
+            type=self.type,
+            length=self.length,
+            flags=self.flags,
+            decimals=self.decimals,
+            charset=self.charset,
+            schema=schema.encode(),
+            table=self.table.encode(),
+            org_table=self.table.encode(),
+            org_name=self.org_name.encode(),
+        )
+
+    def encode(self, value: Any) -> bytes | None:
+        """A value in the text protocol's form."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if isinstance(value, bool):
+            return b"1" if value else b"0"
+        if isinstance(value, int):
+            return str(value).encode()
+        if isinstance(value, Decimal):
+            return format(value, "f").encode()
+        if isinstance(value, dt.datetime):
+            text = value.strftime("%Y-%m-%d %H:%M:%S")
+            if self.fsp:
+                text += "." + f"{value.microsecond:06d}"[: self.fsp]
+            return text.encode()
+        if isinstance(value, dt.date):
+            return value.isoformat().encode()
+        if isinstance(value, bytes):
+            return value
+        return str(value).encode()
+
+
+def column_out(col: Column, name: str, table: str) -> OutCol:
+    """Result metadata of a plaintext column, from the schema."""
+    flags = 0 if col.nullable else NOT_NULL_FLAG
+    k = col.kind
+    if k in (Kind.INT, Kind.UINT):
+        code, length = _INT_TYPES.get(col.bits, (T_LONGLONG, 20))
+        flags |= NUM_FLAG | (UNSIGNED_FLAG if k == Kind.UINT else 0)
+        return OutCol(name, code, length, 0, flags, CHARSET_BINARY, table, col.name)
+    if k == Kind.DECIMAL:
+        return OutCol(
+            name,
+            T_NEWDECIMAL,
+            col.precision + 2,
+            col.scale,
+            flags | NUM_FLAG,
+            CHARSET_BINARY,
+            table,
+            col.name,
+        )
+    if k == Kind.DATE:
+        return OutCol(name, T_DATE, 10, 0, flags | BINARY_FLAG, CHARSET_BINARY, table, col.name)
+    if k == Kind.DATETIME:
+        return OutCol(
+            name,
+            T_DATETIME,
+            19 + (col.fsp + 1 if col.fsp else 0),
+            col.fsp,
+            flags | BINARY_FLAG,
+            CHARSET_BINARY,
+            table,
+            col.name,
+            col.fsp,
+        )
+    charset = CHARSET_UTF8MB4_BIN if col.binary_collation() else CHARSET_UTF8MB4_CI
+    if col.text == "char":
+        return OutCol(name, T_STRING, 4 * col.length, 0, flags, charset, table, col.name)
+    if col.text == "varchar":
+        return OutCol(name, T_VAR_STRING, 4 * col.length, 0, flags, charset, table, col.name)
+    return OutCol(name, T_BLOB, 4 * 65535, 0, flags | BLOB_FLAG, charset, table, col.name)
+
+
+def count_out(name: str) -> OutCol:
+    return OutCol(name, T_LONGLONG, 21, 0, NOT_NULL_FLAG | NUM_FLAG | BINARY_FLAG)
+
+
+def decimal_out(name: str, precision: int, scale: int) -> OutCol:
+    return OutCol(name, T_NEWDECIMAL, precision + 2, scale, NUM_FLAG)
+
+
+# ---- readers: how one plaintext value is made from backend columns ------------------------
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """A reader to build at bind time, once the column's cipher objects are at hand."""
+
+    kind: str  # eq_rnd det ord_rnd ope hom avg plain int decimal raw
+    pos: tuple[int, ...]
+    ref: tuple[int, int, Column] | None = None  # (database id, table id, column)
+    scale: int = 0
+
+    def make(self, crypto: Crypto) -> Reader:
+        kind, pos = self.kind, self.pos
+        if kind == "plain":
+            assert self.ref is not None
+            return _plain_reader(pos[0], self.ref[2])
+        if kind in ("int", "decimal", "raw"):
+            i = pos[0]
+            conv = {"int": _to_int, "decimal": _to_decimal, "raw": _to_text}[kind]
+            return lambda row: None if row[i] is None else conv(row[i])
+        assert self.ref is not None
+        cc = crypto.column(*self.ref)
+        i = pos[0]
+        if kind == "eq_rnd":
+            j = pos[1]
+            return lambda row: _two_layer(cc.eq_decrypt, cc.det_decrypt, row[i], row[j])
+        if kind == "ord_rnd":
+            j = pos[1]
+            return lambda row: _two_layer(cc.ord_decrypt, cc.ope_decrypt, row[i], row[j])
+        if kind == "det":
+            return lambda row: cc.det_decrypt(row[i])
+        if kind == "ope":
+            return lambda row: cc.ope_decrypt(row[i])
+        if kind == "hom":
+            return lambda row: cc.hom_decrypt(row[i])
+        if kind == "avg":
+            j, scale = pos[1], self.scale
+            return lambda row: _avg(cc.hom_decrypt(row[i]), row[j], scale)
+        raise ValueError(kind)
+
+
+def _two_layer(
+    outer: Callable[[Any, Any], Any], inner: Callable[[Any], Any], ct: Any, iv: Any
+) -> Any:
+    """RND-level onions: if another session peeled the column after this plan was made, the
+    value is already the inner layer's, which the inner decryption recognises."""
+    if ct is None:
+        return None
+    try:
+        return outer(ct, iv)
+    except InvalidCiphertext:
+        return inner(ct)
+
+
+def _text(v: Any) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes | bytearray) else str(v)
+
+
+def _to_int(v: Any) -> int:
+    return v if isinstance(v, int) else int(_text(v))
+
+
+def _to_decimal(v: Any) -> Decimal:
+    return v if isinstance(v, Decimal) else Decimal(_text(v))
+
+
+def _to_text(v: Any) -> Any:
+    return _text(v) if isinstance(v, bytes | bytearray) else v
+
+
+def _plain_reader(i: int, col: Column) -> Reader:
+    k = col.kind
+    if k in (Kind.INT, Kind.UINT):
+        conv: Callable[[Any], Any] = _to_int
+    elif k == Kind.DECIMAL:
+        conv = _to_decimal
+    elif k == Kind.DATE:
+        conv = lambda v: v if isinstance(v, dt.date) else dt.date.fromisoformat(_text(v))  # noqa: E731
+    elif k == Kind.DATETIME:
+        conv = lambda v: v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(_text(v))  # noqa: E731
+    else:
+        conv = _to_text
+    return lambda row: None if row[i] is None else conv(row[i])
+
+
+def _avg(total: Any, count: Any, scale: int) -> Decimal | None:
+    """MariaDB's AVG: the exact quotient rounded half up to the argument's scale + 4."""
+    if total is None:
+        return None
+    n = _to_int(count)
+    q = Decimal(1).scaleb(-scale)
+    return (Decimal(total) / Decimal(n)).quantize(q, rounding=ROUND_HALF_UP)
+
+
+# ---- the decoder ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SortKey:
+    reader: int  # index into the decoder's readers
+    desc: bool = False
+    text: str | None = None  # "bin" or "ci" for text values, None otherwise
+
+
+@dataclass
+class DecoderSpec:
+    columns: list[OutCol]
+    readers: list[ReaderSpec]  # visible columns first, then hidden sort keys
+    sort: list[SortKey] = field(default_factory=list)
+    limit: int | None = None  # literal index of a LIMIT applied here, not by the backend
+    offset: int | None = None
+    database: str = ""
+
+    def bind(self, crypto: Crypto, lits: Sequence[Any]) -> Decoder:
+        limit = int(lits[self.limit].value) if self.limit is not None else None
+        offset = int(lits[self.offset].value) if self.offset is not None else 0
+        return Decoder(
+            self.columns,
+            [r.make(crypto) for r in self.readers],
+            self.sort,
+            limit,
+            offset,
+            self.database,
+        )
+
+
+@dataclass
+class Decoder:
+    columns: list[OutCol]
+    readers: list[Reader]
+    sort: list[SortKey]
+    limit: int | None
+    offset: int
+    database: str = ""
+
+    def definitions(self) -> list[ColumnDefinition]:
+        return [c.definition(self.database) for c in self.columns]
+
+    def decode(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        readers = self.readers
+        out = [tuple(r(row) for r in readers) for row in rows]
+        if self.sort:
+            for key in reversed(self.sort):
+                out.sort(key=_sort_key(key), reverse=key.desc)
+        if self.offset or self.limit is not None:
+            end = None if self.limit is None else self.offset + self.limit
+            out = out[self.offset : end]
+        visible = len(self.columns)
+        if visible != len(readers):
+            out = [row[:visible] for row in out]
+        return out
+
+    def text_row(self, values: Sequence[Any]) -> bytes:
+        return make_text_row([c.encode(v) for c, v in zip(self.columns, values, strict=True)])
+
+
+def _sort_key(key: SortKey) -> Callable[[tuple[Any, ...]], Any]:
+    i = key.reader
+    if key.text == "ci":
+        return lambda row: (
+            row[i] is not None,
+            row[i].rstrip(" ").upper() if row[i] is not None else "",
+        )
+    if key.text == "bin":
+        return lambda row: (row[i] is not None, row[i].rstrip(" ") if row[i] is not None else "")
+    return lambda row: (row[i] is not None, row[i] if row[i] is not None else 0)

@@ -1,0 +1,161 @@
+"""The rewriter's entry point: one statement's text -> a plan, with the query-shape cache.
+
+    rewriter = Rewriter()                      # holds the shape cache; one per proxy process
+    plan = rewriter.plan(sql, schema=schema, crypto=crypto, database="shop")
+
+Statements that touch no table the proxy created pass through. Everything that does goes to
+the rewriter of its class (HANDLERS), which refuses whatever it does not fully handle. Text
+that cannot be parsed, or parses into something without a handler, is refused when it names
+an encrypted table anywhere outside its literals (fail closed), else passed through.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from proxy.rewrite.context import Crypto
+from proxy.rewrite.ddl import create_table, drop_database, drop_table, truncate
+from proxy.rewrite.errors import Unsupported
+from proxy.rewrite.insert import insert
+from proxy.rewrite.literals import Lit, Scan, scan
+from proxy.rewrite.plan import PeelFirst, Plan, Template
+from proxy.rewrite.resolve import Ctx
+from proxy.rewrite.select import select
+from proxy.rewrite.update import delete, update
+from proxy.schema import Schema
+
+Handler = Callable[..., Template]
+# DML rewriters: their templates depend on the statement's shape only, so they are cached.
+HANDLERS: dict[type[exp.Expression], Handler] = {
+    exp.Select: select,
+    exp.Insert: insert,
+    exp.Update: update,
+    exp.Delete: delete,
+}
+CACHE_SIZE = 4096
+
+
+class Rewriter:
+    def __init__(self, cache_size: int = CACHE_SIZE) -> None:
+        self._cache: OrderedDict[tuple[Any, ...], Template] = OrderedDict()
+        self._size = cache_size
+        self._mention: tuple[int, re.Pattern[str] | None] = (-1, None)
+        self.hits = 0
+        self.misses = 0
+
+    def plan(self, sql: str, *, schema: Schema, crypto: Crypto, database: str | None) -> Plan:
+        """The plan for one statement (raises a Refusal, a MysqlError, to send as ERR)."""
+        crypto.use_schema(schema)
+        sc = scan(sql)
+        key = (id(schema), schema.revision, database, sc.shape)
+        template = self._cache.get(key)
+        if template is not None:
+            self.hits += 1
+            self._cache.move_to_end(key)
+            return template.bind(sc.lits, crypto)
+        self.misses += 1
+        template, lits, cacheable = self._build(sql, sc, schema, crypto, database)
+        if isinstance(template, PeelFirst):
+            return template
+        if cacheable:
+            self._cache[key] = template
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return template.bind(lits, crypto)
+
+    def _mentions(self, schema: Schema, text: str) -> bool:
+        rev, pattern = self._mention
+        if rev != schema.revision or pattern is None:
+            names = sorted(schema.table_names(), key=len, reverse=True)
+            alt = "|".join(re.escape(n) for n in names)
+            pattern = re.compile(rf"(?<![\w$])(?:{alt})(?![\w$])", re.IGNORECASE) if names else None
+            self._mention = (schema.revision, pattern)
+        return pattern is not None and pattern.search(text) is not None
+
+    def _build(
+        self, sql: str, sc: Scan, schema: Schema, crypto: Crypto, database: str | None
+    ) -> tuple[Template | PeelFirst, list[Lit], bool]:
+        passthrough = Template(pass_through=True)
+        try:
+            trees = [t for t in sqlglot.parse(sql, read="mysql") if t is not None]
+        except SqlglotError:
+            if self._mentions(schema, sc.shape):
+                raise Unsupported("a statement the rewriter cannot parse") from None
+            return passthrough, sc.lits, False
+        if len(trees) != 1:
+            if self._mentions(schema, sc.shape):
+                raise Unsupported("several statements in one query")
+            return passthrough, sc.lits, not trees
+        node = trees[0]
+        touched = _touches(node, schema, database)
+        handler = _handler(node, touched, schema)
+        if handler is None:
+            if touched or self._mentions(schema, sc.shape):
+                raise Unsupported(f"{node.key.upper()} statements")
+            return passthrough, sc.lits, True
+        if sc.executable_comment:
+            raise Unsupported("executable comments (/*! ... */)")
+        lit_index, lits, mapped = _map_literals(node, sc)
+        ctx = Ctx(schema, database, crypto, lit_index)
+        template = handler(node, ctx=ctx)
+        if ctx.peels:
+            return PeelFirst(list(ctx.peels)), lits, False
+        cacheable = mapped and type(node) in HANDLERS and ctx.used == set(lit_index.values())
+        return template, lits, cacheable
+
+
+def _touches(node: exp.Expression, schema: Schema, database: str | None) -> bool:
+    for t in node.find_all(exp.Table):
+        db = t.args.get("db")
+        if schema.table(db.name if db is not None else database, t.name) is not None:
+            return True
+    return False
+
+
+def _handler(node: exp.Expression, touched: bool, schema: Schema) -> Handler | None:
+    if isinstance(node, exp.Create):
+        kind = str(node.args.get("kind") or "").upper()
+        return create_table if kind == "TABLE" else None
+    if isinstance(node, exp.Drop):
+        kind = str(node.args.get("kind") or "").upper()
+        if kind == "DATABASE":
+            return drop_database if schema.database(node.this.name) is not None else None
+        return drop_table if kind == "TABLE" and touched else None
+    if not touched:
+        return None
+    if isinstance(node, exp.TruncateTable):
+        return truncate
+    return HANDLERS.get(type(node))
+
+
+def _map_literals(node: exp.Expression, sc: Scan) -> tuple[dict[int, int], list[Lit], bool]:
+    """Literal nodes -> indexes into the scanner's literals (text order), so a template made
+    from this statement binds to any statement of the same shape. When the two disagree
+    (a literal without a position, an escape the scanner reads differently), the tree's own
+    literals are used and the template is not cached."""
+    by_start = {lit.start: i for i, lit in enumerate(sc.lits)}
+    index: dict[int, int] = {}
+    nodes = list(node.find_all(exp.Literal))
+    for n in nodes:
+        i = by_start.get(n.meta.get("start", -1)) if n.meta else None
+        if i is None or sc.lits[i].value != n.this or sc.lits[i].is_string != n.is_string:
+            break
+        index[id(n)] = i
+    else:
+        if len(index) == len(sc.lits):
+            return index, sc.lits, True
+    lits = [Lit(n.this, n.is_string, _requote(n), -1) for n in nodes]
+    return {id(n): i for i, n in enumerate(nodes)}, lits, False
+
+
+def _requote(n: exp.Literal) -> str:
+    if not n.is_string:
+        return n.this
+    return "'" + n.this.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,248 @@
+"""Plans: what the session does with one statement, and the templates they are bound from.
+
+A rewriter builds a `Template` from the AST: backend SQL as text segments and slots. A slot
+is filled at bind time from the statement's literals (`Lit`, in text order): a literal as the
+client wrote it (plain columns, LIMIT), or a value encrypted for one column and layer
+(rendered as a hex literal X'..', so no escaping is involved), or a fresh row IV. Binding the
+same template to the literals of another statement of the same shape skips parsing and
+planning (proxy.rewrite.cache). IVs are drawn at bind time, never cached.
+
+The plan kinds the session executes:
+
+    PassThrough()            forward the client's bytes unchanged (no encrypted table)
+    Execute(sql, decoder, ops)
+                             send `sql` (None: nothing to send, answer OK); decode the result
+                             set with `decoder` if not None; after success apply `ops` to the
+                             schema and save the metadata (DDL)
+    PeelFirst(peels)         run each peel's `sql(crypto)`, record `op()`, then plan again
+    ReadModifyWrite(select_sql, finish)
+                             in one transaction: run select_sql (it locks the rows), then the
+                             UPDATE `finish(rows)` returns (None: no row matched)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy.rewrite.context import Crypto
+from proxy.rewrite.decode import Decoder, DecoderSpec
+from proxy.rewrite.literals import Lit, column_value
+from proxy.schema import Column
+
+ColRef = tuple[int, int, Column]  # (database id, table id, column)
+
+
+def hexlit(data: bytes) -> str:
+    return "X'" + data.hex() + "'"
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class Binder:
+    """Per-execution state: the literals, the keys, and the IVs drawn so far."""
+
+    __slots__ = ("lits", "crypto", "_ivs")
+
+    def __init__(self, lits: Sequence[Lit], crypto: Crypto) -> None:
+        self.lits = lits
+        self.crypto = crypto
+        self._ivs: dict[object, bytes] = {}
+
+    def iv(self, key: object) -> bytes:
+        iv = self._ivs.get(key)
+        if iv is None:
+            from onion import new_iv
+
+            iv = self._ivs[key] = new_iv()
+        return iv
+
+    def render(self, segments: Sequence[Segment]) -> str:
+        return "".join(s if type(s) is str else s.render(self) for s in segments)  # type: ignore[union-attr]
+
+
+class Slot:
+    __slots__ = ()
+
+    def render(self, b: Binder) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class RawLit(Slot):
+    """A literal for a plain column or a LIMIT, exactly as the client wrote it."""
+
+    index: int
+    negate: bool = False
+
+    def render(self, b: Binder) -> str:
+        return ("-" if self.negate else "") + b.lits[self.index].raw
+
+
+@dataclass(frozen=True, slots=True)
+class Enc(Slot):
+    """A value encrypted for one column and layer.
+
+    how: det | ope | eq | ord (need iv_key) | hom | search | hom_const | token."""
+
+    ref: ColRef
+    how: str
+    index: int | None = None  # literal index; None: `fixed` is the value
+    negate: bool = False
+    store: bool = False
+    fixed: Any = None
+    iv_key: object = None
+
+    def value(self, b: Binder) -> Any:
+        if self.index is None:
+            return self.fixed
+        return column_value(self.ref[2], b.lits[self.index], self.negate, store=self.store)
+
+    def render(self, b: Binder) -> str:
+        cc = b.crypto.column(*self.ref)
+        how = self.how
+        if how == "token":
+            return hexlit(cc.search_token(search_word(self.ref[2], b.lits[self.index or 0])))
+        v = self.value(b)
+        if v is None:
+            return "NULL"
+        if how == "det":
+            ct = cc.det(v)
+        elif how == "ope":
+            ct = cc.ope(v)
+        elif how == "eq":
+            ct = cc.eq(v, b.iv(self.iv_key))
+        elif how == "ord":
+            ct = cc.ord(v, b.iv(self.iv_key))
+        elif how == "hom":
+            ct = cc.hom(v)
+        elif how == "search":
+            ct = cc.search(v)
+        elif how == "hom_const":
+            ct = cc.hom_constant(v)
+        else:
+            raise ValueError(how)
+        return hexlit(ct)
+
+
+@dataclass(frozen=True, slots=True)
+class IvSlot(Slot):
+    key: object
+
+    def render(self, b: Binder) -> str:
+        return hexlit(b.iv(self.key))
+
+
+Segment = str | Slot
+
+
+def search_word(col: Column, lit: Lit) -> str:
+    """The one word of a LIKE '%word%' pattern (refused unless it is exactly one word)."""
+    from onion.search import normalize_words
+    from proxy.rewrite.errors import bad_constant
+
+    pattern = lit.value
+    inner = pattern[1:-1] if len(pattern) > 2 and pattern[0] == pattern[-1] == "%" else ""
+    words = normalize_words(inner) if inner and not any(ch in inner for ch in "%_\\") else []
+    if len(words) != 1 or not re.fullmatch(r"[^\W_]+", inner):
+        raise bad_constant(col.name, "LIKE on an encrypted column takes '%word%' with one word")
+    return inner
+
+
+# ---- peels ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Peel:
+    """Lower one onion of one column by one layer, in place, with cryptdb_rnd_decrypt."""
+
+    database: str
+    table: str
+    column: str
+    onion: str
+    from_layer: str
+    to_layer: str
+    database_id: int
+    table_id: int
+    col: Column = field(repr=False, compare=False)
+    backend_table: str = ""
+
+    def sql(self, crypto: Crypto) -> str:
+        key = crypto.rnd_key(self.database_id, self.table_id, self.col, self.onion)
+        c = quote_ident(self.col.onion_name(self.onion))
+        iv = quote_ident(self.col.iv_name)
+        return (
+            f"UPDATE {quote_ident(self.database)}.{quote_ident(self.backend_table)} "
+            f"SET {c} = cryptdb_rnd_decrypt({c}, {hexlit(key)}, {iv})"
+        )
+
+    def op(self) -> dict[str, Any]:
+        return {
+            "op": "set_layer",
+            "database": self.database,
+            "table": self.table,
+            "column": self.column,
+            "onion": self.onion,
+            "from": self.from_layer,
+            "to": self.to_layer,
+        }
+
+    def describe(self) -> str:
+        return (
+            f"{self.database}.{self.table}.{self.column} {self.onion}: "
+            f"{self.from_layer.upper()} -> {self.to_layer.upper()}"
+        )
+
+
+# ---- plans ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PassThrough:
+    pass
+
+
+@dataclass
+class Execute:
+    sql: str | None
+    decoder: Decoder | None = None
+    ops: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class PeelFirst:
+    peels: list[Peel]
+
+
+@dataclass
+class ReadModifyWrite:
+    select_sql: str
+    finish: Callable[[Sequence[Sequence[Any]]], str | None]
+
+
+Plan = PassThrough | Execute | PeelFirst | ReadModifyWrite
+
+
+@dataclass
+class Template:
+    """A plan with its literals still open: `bind` makes the plan for one statement."""
+
+    segments: list[Segment] | None = None
+    decoder: DecoderSpec | None = None
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    rmw: Any = None  # proxy.rewrite.update.RmwSpec
+    pass_through: bool = False
+
+    def bind(self, lits: Sequence[Lit], crypto: Crypto) -> Plan:
+        if self.pass_through:
+            return PassThrough()
+        b = Binder(lits, crypto)
+        if self.rmw is not None:
+            return self.rmw.bind(b)
+        sql = b.render(self.segments) if self.segments is not None else None
+        decoder = self.decoder.bind(crypto, lits) if self.decoder is not None else None
+        return Execute(sql, decoder, list(self.ops))

@@ -1,0 +1,345 @@
+"""SELECT from one table: projections decrypted, conditions on onions, aggregates by layer.
+
+    c                       Eq onion (RND: with its IV; DET once peeled); numbers and dates
+                            without Eq: Ord; Add-only columns: HOM
+    COUNT(*), COUNT(c)      COUNT on any onion column (NULL stays NULL)
+    COUNT(DISTINCT c)       Eq at DET
+    SUM(c) / AVG(c)         cryptdb_hom_sum over the Add onion (AVG = SUM / COUNT here)
+    MIN(c) / MAX(c)         Ord at OPE (numbers and dates)
+    GROUP BY c, DISTINCT    Eq at DET
+    ORDER BY                by the backend on Ord at OPE when it can; otherwise (text, grouped
+                            or DISTINCT queries, aggregates) here after decryption, with
+                            LIMIT / OFFSET applied here too
+
+Example:
+    >>> # SELECT c FROM t WHERE id BETWEEN 1 AND 9 ORDER BY c   (c CHAR, id plain) becomes
+    >>> # SELECT `c4_eq`, `c4_iv` FROM `t_1` WHERE (`c2` BETWEEN 1 AND 9)
+    >>> # and the decoder sorts the decrypted values.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from onion.encoding import Kind
+from proxy.rewrite.decode import (
+    DecoderSpec,
+    OutCol,
+    ReaderSpec,
+    SortKey,
+    column_out,
+    count_out,
+    decimal_out,
+)
+from proxy.rewrite.errors import Unsupported
+from proxy.rewrite.insert import only
+from proxy.rewrite.plan import RawLit, Segment, Template
+from proxy.rewrite.predicate import predicate
+from proxy.rewrite.resolve import Ctx, Scope, Source, backend_table, constant, need, resolve_table
+from proxy.schema import Column
+
+_ALLOWED = {
+    "expressions",
+    "from_",
+    "where",
+    "group",
+    "order",
+    "limit",
+    "offset",
+    "distinct",
+    "locks",
+}
+AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max)
+
+
+class _Out:
+    """The backend select list and the readers/columns of the client's result."""
+
+    def __init__(self) -> None:
+        self.items: list[list[Segment]] = []
+        self.readers: list[ReaderSpec] = []
+        self.columns: list[OutCol] = []
+        self.sources: list[tuple[Source, Column] | exp.Expression | None] = []
+
+    def add(self, segs: list[Segment]) -> int:
+        self.items.append(segs)
+        return len(self.items) - 1
+
+
+def column_reader(ctx: Ctx, out: _Out, src: Source, col: Column, det_only: bool) -> ReaderSpec:
+    ref = src.ref(col)
+    if col.plain:
+        return ReaderSpec("plain", (out.add([src.col(col.plain_name)]),), ref)
+    if det_only:
+        need(ctx, src, col, "grouping")
+        return ReaderSpec("det", (out.add([src.col(col.onion_name("eq"))]),), ref)
+    onion = (
+        "eq"
+        if "eq" in col.onions
+        else "ord"
+        if "ord" in col.onions and col.kind != Kind.STRING
+        else "add"
+    )
+    ct = out.add([src.col(col.onion_name(onion))])
+    layer = col.onions[onion]
+    if onion == "add":
+        return ReaderSpec("hom", (ct,), ref)
+    if layer in ("det", "ope"):
+        return ReaderSpec(layer, (ct,), ref)
+    return ReaderSpec(f"{onion}_rnd", (ct, out.add([src.col(col.iv_name)])), ref)
+
+
+def _arg_column(e: exp.Expression, scope: Scope) -> tuple[Source, Column]:
+    arg = e.this
+    if not isinstance(arg, exp.Column):
+        raise Unsupported(f"{e.key.upper()} of anything but a column")
+    return scope.column(arg, "field list")
+
+
+def aggregate(
+    e: exp.Expression, name: str, ctx: Ctx, scope: Scope, out: _Out
+) -> tuple[ReaderSpec, OutCol]:
+    if isinstance(e, exp.Count):
+        arg = e.this
+        if isinstance(arg, exp.Star):
+            return ReaderSpec("int", (out.add(["COUNT(*)"]),)), count_out(name)
+        if isinstance(arg, exp.Distinct):
+            if len(arg.expressions) != 1 or not isinstance(arg.expressions[0], exp.Column):
+                raise Unsupported("COUNT(DISTINCT ...) of anything but one column")
+            src, col = scope.column(arg.expressions[0], "field list")
+            if col.plain:
+                return ReaderSpec(
+                    "int", (out.add(["COUNT(DISTINCT ", src.col(col.plain_name), ")"]),)
+                ), count_out(name)
+            need(ctx, src, col, "grouping")
+            return ReaderSpec(
+                "int", (out.add(["COUNT(DISTINCT ", src.col(col.onion_name("eq")), ")"]),)
+            ), count_out(name)
+        src, col = _arg_column(e, scope)
+        target = col.plain_name if col.plain else col.backend_columns()[0]
+        return ReaderSpec("int", (out.add(["COUNT(", src.col(target), ")"]),)), count_out(name)
+    src, col = _arg_column(e, scope)
+    ref = src.ref(col)
+    if isinstance(e, exp.Sum | exp.Avg):
+        if col.kind not in (Kind.INT, Kind.UINT, Kind.DECIMAL):
+            raise Unsupported(f"{e.key.upper()} of a non-numeric column")
+        avg = isinstance(e, exp.Avg)
+        scale = col.scale + (4 if avg else 0)
+        oc = decimal_out(name, min(65, col.precision or 20) + 22, scale)
+        if col.plain:
+            fn = "AVG(" if avg else "SUM("
+            return ReaderSpec("decimal", (out.add([fn, src.col(col.plain_name), ")"]),)), oc
+        need(ctx, src, col, "sum")
+        add = src.col(col.onion_name("add"))
+        total = out.add([f"cryptdb_hom_sum({add}, X'{ctx.crypto.n2_hex()}')"])
+        if not avg:
+            return ReaderSpec("hom", (total,), ref), oc
+        count = out.add([f"COUNT({add})"])
+        return ReaderSpec("avg", (total, count), ref, scale), oc
+    fn = "MIN(" if isinstance(e, exp.Min) else "MAX("
+    if e.expressions:
+        raise Unsupported("MIN/MAX with several arguments")
+    oc = column_out(col, name, src.alias)
+    if col.plain:
+        return ReaderSpec("plain", (out.add([fn, src.col(col.plain_name), ")"]),), ref), oc
+    if col.kind == Kind.STRING:
+        raise Unsupported(f"MIN/MAX of encrypted text column {src.table.name}.{col.name}")
+    need(ctx, src, col, "order")
+    return ReaderSpec("ope", (out.add([fn, src.col(col.onion_name("ord")), ")"]),), ref), oc
+
+
+def _items(
+    node: exp.Select, scope: Scope
+) -> list[tuple[exp.Expression | tuple[Source, Column], str]]:
+    items: list[tuple[exp.Expression | tuple[Source, Column], str]] = []
+    for e in node.expressions:
+        alias = None
+        if isinstance(e, exp.Alias):
+            alias, e = e.alias, e.this
+        star_qual = None
+        if isinstance(e, exp.Column) and isinstance(e.this, exp.Star):
+            star_qual = e.table
+        if isinstance(e, exp.Star) or star_qual is not None:
+            matched = [s for s in scope.sources if star_qual is None or s.alias == star_qual]
+            if not matched:
+                raise Unsupported(f"unknown table {star_qual}")
+            items.extend(((s, c), c.name) for s in matched for c in s.table.columns)
+        elif isinstance(e, exp.Column):
+            src, col = scope.column(e, "field list")
+            items.append(((src, col), alias or col.name))
+        else:
+            items.append((e, alias or e.sql("mysql")))
+    return items
+
+
+def select(node: exp.Select, *, ctx: Ctx) -> Template:
+    only(node, _ALLOWED, "SELECT")
+    distinct = node.args.get("distinct")
+    if distinct is not None and distinct.args.get("on") is not None:
+        raise Unsupported("DISTINCT ON")
+    from_ = node.args.get("from_")
+    tnode = from_.this if from_ is not None else None
+    if not isinstance(tnode, exp.Table) or tnode.args.get("joins"):
+        raise Unsupported("SELECT from anything but one table")
+    db, table = resolve_table(tnode, ctx)
+    src = Source(tnode.alias_or_name, db, table)
+    scope = Scope([src])
+    items = _items(node, scope)
+    group = node.args.get("group")
+    group_cols: list[tuple[Source, Column]] = []
+    if group is not None:
+        for g in group.expressions:
+            if not isinstance(g, exp.Column) or group.args.get("rollup") or group.args.get("cube"):
+                raise Unsupported("GROUP BY anything but columns")
+            group_cols.append(scope.column(g, "group statement"))
+    grouped = group is not None or any(isinstance(e, AGGREGATES) for e, _ in items)
+    det_only = grouped or distinct is not None
+    out = _Out()
+    readers: list[ReaderSpec] = []
+    for e, name in items:
+        if isinstance(e, tuple):
+            if grouped and e not in group_cols:
+                raise Unsupported(f"column {e[1].name} neither grouped nor aggregated")
+            readers.append(column_reader(ctx, out, e[0], e[1], det_only))
+            out.columns.append(column_out(e[1], name, e[0].alias))
+            out.sources.append(e)
+        elif isinstance(e, AGGREGATES):
+            r, oc = aggregate(e, name, ctx, scope, out)
+            readers.append(r)
+            out.columns.append(oc)
+            out.sources.append(e)
+        else:
+            raise Unsupported(f"{type(e).__name__.upper()} in the select list")
+    sql: list[Segment] = ["SELECT DISTINCT " if distinct is not None else "SELECT "]
+    select_at = len(sql)
+    tail: list[Segment] = [" FROM ", backend_table(db, table, ctx)]
+    where = node.args.get("where")
+    if where is not None:
+        tail += [" WHERE ", *predicate(where.this, ctx=ctx, scope=scope)]
+    if group_cols:
+        parts = []
+        for s, c in group_cols:
+            if not c.plain:
+                need(ctx, s, c, "grouping")
+            parts.append(s.col(c.plain_name if c.plain else c.onion_name("eq")))
+        tail.append(" GROUP BY " + ", ".join(parts))
+    spec = DecoderSpec(out.columns, readers, database=db.name)
+    tail += _order_and_limit(node, ctx, scope, out, spec, det_only, items)
+    for lock in node.args.get("locks") or []:
+        tail.append(" FOR UPDATE" if lock.args.get("update") else " LOCK IN SHARE MODE")
+    body: list[Segment] = []
+    for i, segs in enumerate(out.items):
+        if i:
+            body.append(", ")
+        body += segs
+    sql[select_at:select_at] = body
+    return Template(segments=sql + tail, decoder=spec)
+
+
+def _order_and_limit(
+    node: exp.Select,
+    ctx: Ctx,
+    scope: Scope,
+    out: _Out,
+    spec: DecoderSpec,
+    det_only: bool,
+    items: list,
+) -> list[Segment]:
+    order = node.args.get("order")
+    keys: list[tuple[int | tuple[Source, Column], bool]] = []  # (item index | column, desc)
+    for o in order.expressions if order is not None else []:
+        e, desc = o.this, bool(o.args.get("desc"))
+        hit = None
+        if isinstance(e, exp.Column) and not e.table:
+            hit = next((i for i, (_, n) in enumerate(items) if n.lower() == e.name.lower()), None)
+        if hit is None and isinstance(e, exp.Column):
+            keys.append((scope.column(e, "order clause"), desc))
+        elif hit is None and isinstance(e, AGGREGATES):
+            hit = next(
+                (i for i, (x, _) in enumerate(items) if not isinstance(x, tuple) and x == e), None
+            )
+            if hit is None:
+                raise Unsupported("ORDER BY an aggregate that is not selected")
+            keys.append((hit, desc))
+        elif hit is not None:
+            keys.append((hit, desc))
+        else:
+            raise Unsupported("ORDER BY anything but columns, aliases and selected aggregates")
+    tail: list[Segment] = []
+    backend = not det_only and all(_backend_orderable(k, items) for k, _ in keys)
+    limit, offset = node.args.get("limit"), node.args.get("offset")
+    lim = _limit_index(limit, ctx) if limit is not None else None
+    off = _limit_index(offset, ctx) if offset is not None else None
+    if keys and backend:
+        parts: list[str] = []
+        for k, desc in keys:
+            s, c = items[k][0] if isinstance(k, int) else k
+            if c.plain:
+                name = c.plain_name
+            else:
+                need(ctx, s, c, "order")
+                name = c.onion_name("ord")
+            parts.append(s.col(name) + (" DESC" if desc else ""))
+        tail.append(" ORDER BY " + ", ".join(parts))
+    elif keys:
+        for k, desc in keys:
+            idx, text = _sort_reader(k, ctx, out, spec, det_only, items)
+            spec.sort.append(SortKey(idx, desc, text))
+        spec.limit, spec.offset = lim, off
+        return tail
+    if lim is not None:
+        tail += [" LIMIT ", RawLit(lim)]
+    if off is not None:
+        tail += [" OFFSET ", RawLit(off)]
+    return tail
+
+
+def _limit_index(node: exp.Expression, ctx: Ctx) -> int:
+    c = constant(node.expression, ctx)
+    if c is None or c[1]:
+        raise Unsupported("LIMIT / OFFSET other than a number")
+    return c[0]
+
+
+def _backend_orderable(k: int | tuple[Source, Column], items: list) -> bool:
+    if isinstance(k, int):
+        if not isinstance(items[k][0], tuple):
+            return False
+        k = items[k][0]
+    col = k[1]
+    return col.plain or (col.kind != Kind.STRING and "ord" in col.onions)
+
+
+def _sort_reader(
+    k: int | tuple[Source, Column],
+    ctx: Ctx,
+    out: _Out,
+    spec: DecoderSpec,
+    det_only: bool,
+    items: list,
+) -> tuple[int, str | None]:
+    if isinstance(k, tuple):
+        hit = next(
+            (
+                i
+                for i, (x, _) in enumerate(items)
+                if isinstance(x, tuple) and x[0] is k[0] and x[1].id == k[1].id
+            ),
+            None,
+        )
+        if hit is None:
+            if det_only:
+                raise Unsupported(
+                    "ORDER BY a column that is not selected, with DISTINCT or GROUP BY"
+                )
+            spec.readers.append(column_reader(ctx, out, k[0], k[1], False))
+            return len(spec.readers) - 1, _text_kind(k[1])
+        k = hit
+    x = items[k][0]
+    return k, _text_kind(x[1]) if isinstance(x, tuple) else None
+
+
+def _text_kind(col: Column) -> str | None:
+    if col.kind != Kind.STRING:
+        return None
+    return "bin" if col.binary_collation() else "ci"

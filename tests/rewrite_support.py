@@ -1,0 +1,121 @@
+"""A stand-in for the session, for the rewrite tests: plans executed straight on MariaDB.
+
+`EncryptedRunner.execute(sql)` does what the proxy's session must do with a plan: peel and
+record, run, decode, read-modify-write in a transaction, apply DDL ops to the schema.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import pymysql
+
+from onion import KeyCache, PaillierPrivateKey
+from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
+from proxy.rewrite import Crypto, Execute, PassThrough, PeelFirst, ReadModifyWrite, Rewriter
+from proxy.schema import Schema
+
+
+@lru_cache(maxsize=1)
+def paillier_hex() -> str:
+    """One Paillier key per test run (generation takes a moment)."""
+    return PaillierPrivateKey.generate().to_bytes().hex()
+
+
+def connect(backend: DevBackend, database: str, **kw: Any) -> pymysql.Connection:
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=backend.port,
+        user=DEMO_USER,
+        password=DEMO_PASSWORD,
+        database=database,
+        autocommit=True,
+        **kw,
+    )
+
+
+@contextmanager
+def extra_database(backend: DevBackend, prefix: str = "enc") -> Iterator[str]:
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    with backend.admin() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield name
+    finally:
+        with backend.admin() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+class EncryptedRunner:
+    """Executes plaintext SQL through the rewriter against an encrypted database."""
+
+    def __init__(self, backend: DevBackend, database: str, schema: Schema | None = None) -> None:
+        # conv={}: every value arrives as the server sent it (bytes, or str for text columns),
+        # as the proxy's relay sees the text protocol.
+        self.conn = connect(backend, database, conv={})
+        self.database = database
+        self.schema = schema or Schema()
+        if not self.schema.paillier:
+            self.schema.paillier = paillier_hex()
+        self.crypto = Crypto(KeyCache(secrets.token_bytes(32)), self.schema)
+        self.rewriter = Rewriter()
+        self.peels: list[str] = []
+        self.backend_sql: list[str] = []
+
+    def plan(self, sql: str) -> Any:
+        return self.rewriter.plan(
+            sql, schema=self.schema, crypto=self.crypto, database=self.database
+        )
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]] | int:
+        """Rows (decoded) for a query, the affected-row count otherwise."""
+        for _ in range(4):
+            plan = self.plan(sql)
+            if not isinstance(plan, PeelFirst):
+                break
+            for peel in plan.peels:
+                self._run(peel.sql(self.crypto))
+                self.schema.apply(peel.op())
+                self.peels.append(peel.describe())
+        else:
+            raise AssertionError("peeling did not converge")
+        with self.conn.cursor() as cur:
+            if isinstance(plan, PassThrough):
+                cur.execute(sql)
+                return list(cur.fetchall()) if cur.description else cur.rowcount
+            if isinstance(plan, ReadModifyWrite):
+                self.conn.begin()
+                try:
+                    self.backend_sql.append(plan.select_sql)
+                    cur.execute(plan.select_sql)
+                    update = plan.finish(cur.fetchall())
+                    count = 0
+                    if update is not None:
+                        self.backend_sql.append(update)
+                        count = cur.execute(update)
+                    self.conn.commit()
+                except BaseException:
+                    self.conn.rollback()
+                    raise
+                return count
+            assert isinstance(plan, Execute)
+            if plan.sql is None:
+                return 0
+            self.backend_sql.append(plan.sql)
+            count = cur.execute(plan.sql)
+            for op in plan.ops:
+                self.schema.apply(op)
+            if plan.decoder is not None:
+                return plan.decoder.decode(cur.fetchall())
+            return count
+
+    def _run(self, sql: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+
+    def close(self) -> None:
+        self.conn.close()
