@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 import pymysql
+from pymysql.constants import CLIENT
 
 from onion import KeyCache, PaillierPrivateKey
 from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
@@ -56,7 +57,9 @@ class EncryptedRunner:
     def __init__(self, backend: DevBackend, database: str, schema: Schema | None = None) -> None:
         # conv={}: every value arrives as the server sent it (bytes, or str for text columns),
         # as the proxy's relay sees the text protocol.
-        self.conn = connect(backend, database, conv={})
+        # FOUND_ROWS: UPDATE counts matched rows. Every matched row of an encrypted column
+        # changes (fresh IV), so "changed rows" cannot be told apart; see the module notes.
+        self.conn = connect(backend, database, conv={}, client_flag=CLIENT.FOUND_ROWS)
         self.database = database
         self.schema = schema or Schema()
         if not self.schema.paillier:

@@ -307,7 +307,10 @@ def _backend_orderable(k: int | tuple[Source, Column], items: list) -> bool:
             return False
         k = items[k][0]
     col = k[1]
-    return col.plain or (col.kind != Kind.STRING and "ord" in col.onions)
+    # Without OPE (text, no Ord onion, or a policy that forbids it) the proxy sorts instead.
+    return col.plain or (
+        col.kind != Kind.STRING and "ord" in col.onions and col.allows("ord", "ope")
+    )
 
 
 def _sort_reader(
