@@ -68,6 +68,14 @@ class EncryptedRunner:
         self.rewriter = Rewriter()
         self.peels: list[str] = []
         self.backend_sql: list[str] = []
+        self.in_transaction = False
+
+    def _track_transaction(self, sql: str) -> None:
+        word = sql.strip().split(None, 1)[0].upper() if sql.strip() else ""
+        if word in ("BEGIN", "START"):
+            self.in_transaction = True
+        elif word in ("COMMIT", "ROLLBACK"):
+            self.in_transaction = False
 
     def plan(self, sql: str) -> Any:
         return self.rewriter.plan(
@@ -89,9 +97,12 @@ class EncryptedRunner:
         with self.conn.cursor() as cur:
             if isinstance(plan, PassThrough):
                 cur.execute(sql)
+                self._track_transaction(sql)
                 return list(cur.fetchall()) if cur.description else cur.rowcount
             if isinstance(plan, ReadModifyWrite):
-                self.conn.begin()
+                own = not self.in_transaction  # inside the client's transaction: use it
+                if own:
+                    self.conn.begin()
                 try:
                     self.backend_sql.append(plan.select_sql)
                     cur.execute(plan.select_sql)
@@ -100,9 +111,11 @@ class EncryptedRunner:
                     if update is not None:
                         self.backend_sql.append(update)
                         count = cur.execute(update)
-                    self.conn.commit()
+                    if own:
+                        self.conn.commit()
                 except BaseException:
-                    self.conn.rollback()
+                    if own:
+                        self.conn.rollback()
                     raise
                 return count
             assert isinstance(plan, Execute)
@@ -122,3 +135,30 @@ class EncryptedRunner:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class DryRunner:
+    """Plans without a database: peels and DDL ops are applied to the schema only."""
+
+    def __init__(self, database: str = "db", master: bytes = bytes(32)) -> None:
+        self.database = database
+        self.schema = Schema()
+        self.schema.paillier = paillier_hex()
+        self.crypto = Crypto(KeyCache(master), self.schema)
+        self.rewriter = Rewriter()
+        self.peels: list[str] = []
+
+    def plan(self, sql: str) -> Any:
+        for _ in range(4):
+            plan = self.rewriter.plan(
+                sql, schema=self.schema, crypto=self.crypto, database=self.database
+            )
+            if not isinstance(plan, PeelFirst):
+                if isinstance(plan, Execute):
+                    for op in plan.ops:
+                        self.schema.apply(op)
+                return plan
+            for peel in plan.peels:
+                self.schema.apply(peel.op())
+                self.peels.append(peel.describe())
+        raise AssertionError("peeling did not converge")
