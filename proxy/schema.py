@@ -84,13 +84,15 @@ def parse_policy(comment: str | None) -> Policy | None:
     if body.lower() == "plain":
         return Policy(plain=True)
     kw: dict[str, Any] = {}
+    seen: set[str] = set()
     for part in filter(None, (p.strip() for p in re.split(r"[;\s]+(?=\w+\s*=)", body))):
         m = _DIRECTIVE.match(part)
         if m is None:
             raise PolicyError(f"unreadable cryptdb policy directive {part!r}")
         key, value = m.group(1).lower(), m.group(2).strip().rstrip(";").strip()
-        if key in kw:
+        if key in seen:
             raise PolicyError(f"cryptdb policy sets {key} twice")
+        seen.add(key)
         if key == "min":
             if value.upper() not in MIN_LEVELS:
                 raise PolicyError("cryptdb policy min must be RND, DET or OPE")

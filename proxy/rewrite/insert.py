@@ -17,7 +17,7 @@ from sqlglot import exp
 from proxy.rewrite.errors import Refusal, Unsupported, no_default, not_null
 from proxy.rewrite.literals import Lit, column_value
 from proxy.rewrite.plan import ColRef, Enc, IvSlot, RawLit, Segment, Template, quote_ident
-from proxy.rewrite.resolve import Ctx, backend_table, constant, is_null, resolve_table
+from proxy.rewrite.resolve import Ctx, backend_table, constant, is_default, is_null, resolve_table
 from proxy.schema import ONIONS, Column
 
 _ALLOWED = {"this", "expression"}
@@ -121,7 +121,7 @@ def insert(node: exp.Insert, *, ctx: Ctx) -> Template:
 
 
 def _value(ctx: Ctx, ref: ColRef, col: Column, e: exp.Expression, iv_key: object) -> list[Segment]:
-    if isinstance(e, exp.Var) and e.name.upper() == "DEFAULT":
+    if is_default(e):
         if col.plain:
             return ["DEFAULT"]
         return default_values(ref, col, iv_key)

@@ -164,3 +164,16 @@ def is_null(node: exp.Expression) -> bool:
     while isinstance(node, exp.Paren):
         node = node.this
     return isinstance(node, exp.Null)
+
+
+def is_default(node: exp.Expression) -> bool:
+    """The DEFAULT keyword (a Var in VALUES, an unquoted column name in SET)."""
+    if isinstance(node, exp.Var):
+        return node.name.upper() == "DEFAULT"
+    return (
+        isinstance(node, exp.Column)
+        and not node.table
+        and isinstance(node.this, exp.Identifier)
+        and not node.this.quoted
+        and node.name.upper() == "DEFAULT"
+    )

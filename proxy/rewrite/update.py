@@ -42,6 +42,7 @@ from proxy.rewrite.resolve import (
     Source,
     backend_table,
     constant,
+    is_default,
     is_null,
     need,
     resolve_table,
@@ -162,7 +163,7 @@ def _plain_set(
     head = s.col(col.plain_name) + " = "
     if is_null(value):
         return [head + "NULL"]
-    if isinstance(value, exp.Var) and value.name.upper() == "DEFAULT":
+    if is_default(value):
         return [head + "DEFAULT"]
     c = constant(value, ctx)
     if c is not None:
@@ -181,7 +182,7 @@ def _encrypted_value(
 ) -> list[Segment]:
     if is_null(value):
         return null_values(col, iv_key)
-    if isinstance(value, exp.Var) and value.name.upper() == "DEFAULT":
+    if is_default(value):
         return default_values(ref, col, iv_key)
     c = constant(value, ctx)
     if c is None:
