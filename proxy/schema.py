@@ -31,6 +31,7 @@ values anyway); the leakage report flags them.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -226,7 +227,11 @@ class Schema:
     databases: dict[str, Database] = field(default_factory=dict)
     join_groups: dict[str, int] = field(default_factory=dict)
     next_id: int = 1
-    revision: int = 0  # bumped by every op: a cache key for plans
+    revision: int = 0  # bumped by every op
+    # Random, renewed by every op and saved with the schema: equal tokens mean equal
+    # content (w.h.p.), even for objects loaded separately, so plans cached under one token
+    # serve every session; an op applied but not saved yields a token nobody else has.
+    token: str = field(default_factory=lambda: secrets.token_hex(8))
     paillier: str | None = None  # hex of PaillierPrivateKey.to_bytes(); metadata is encrypted
 
     # ---- lookups ---------------------------------------------------------------------------
@@ -279,6 +284,7 @@ class Schema:
         else:
             raise ValueError(f"unknown schema op {kind!r}")
         self.revision += 1
+        self.token = secrets.token_hex(8)
 
     def _column(self, database: str, table: str, column: str) -> Column:
         t = self.table(database, table)
@@ -294,6 +300,7 @@ class Schema:
             "format": FORMAT,
             "next_id": self.next_id,
             "revision": self.revision,
+            "token": self.token,
             "paillier": self.paillier,
             "join_groups": dict(self.join_groups),
             "databases": [
@@ -311,6 +318,7 @@ class Schema:
         schema = cls(
             next_id=data["next_id"],
             revision=data.get("revision", 0),
+            token=data.get("token") or secrets.token_hex(8),
             paillier=data.get("paillier"),
             join_groups=dict(data.get("join_groups", {})),
         )

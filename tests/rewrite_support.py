@@ -17,7 +17,15 @@ from pymysql.constants import CLIENT
 
 from onion import KeyCache, PaillierPrivateKey
 from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
-from proxy.rewrite import Crypto, Execute, PassThrough, PeelFirst, ReadModifyWrite, Rewriter
+from proxy.rewrite import (
+    Crypto,
+    Execute,
+    PassThrough,
+    Peel,
+    PeelFirst,
+    ReadModifyWrite,
+    Rewriter,
+)
 from proxy.schema import Schema
 
 
@@ -54,17 +62,24 @@ def extra_database(backend: DevBackend, prefix: str = "enc") -> Iterator[str]:
 class EncryptedRunner:
     """Executes plaintext SQL through the rewriter against an encrypted database."""
 
-    def __init__(self, backend: DevBackend, database: str, schema: Schema | None = None) -> None:
+    def __init__(
+        self,
+        backend: DevBackend,
+        database: str,
+        schema: Schema | None = None,
+        master: bytes | None = None,
+    ) -> None:
         # conv={}: every value arrives as the server sent it (bytes, or str for text columns),
         # as the proxy's relay sees the text protocol.
         # FOUND_ROWS: UPDATE counts matched rows. Every matched row of an encrypted column
         # changes (fresh IV), so "changed rows" cannot be told apart; see the module notes.
         self.conn = connect(backend, database, conv={}, client_flag=CLIENT.FOUND_ROWS)
+        self.backend = backend
         self.database = database
         self.schema = schema or Schema()
         if not self.schema.paillier:
             self.schema.paillier = paillier_hex()
-        self.crypto = Crypto(KeyCache(secrets.token_bytes(32)), self.schema)
+        self.crypto = Crypto(KeyCache(master or secrets.token_bytes(32)), self.schema)
         self.rewriter = Rewriter()
         self.peels: list[str] = []
         self.backend_sql: list[str] = []
@@ -89,9 +104,8 @@ class EncryptedRunner:
             if not isinstance(plan, PeelFirst):
                 break
             for peel in plan.peels:
-                self._run(peel.sql(self.crypto))
-                self.schema.apply(peel.op())
-                self.peels.append(peel.describe())
+                if self.run_peel(peel):
+                    self.peels.append(peel.describe())
         else:
             raise AssertionError("peeling did not converge")
         with self.conn.cursor() as cur:
@@ -129,9 +143,26 @@ class EncryptedRunner:
                 return plan.decoder.decode(cur.fetchall())
             return count
 
-    def _run(self, sql: str) -> None:
-        with self.conn.cursor() as cur:
-            cur.execute(sql)
+    def run_peel(self, peel: Peel) -> bool:
+        """The exactly-once peel protocol (proxy.rewrite.plan.Peel) on a connection of its
+        own; True when this call peeled, False when another peeler had already done it."""
+        conn = connect(self.backend, self.database)
+        try:
+            with conn.cursor() as cur:
+                for sql in peel.setup_sql():
+                    cur.execute(sql)
+                conn.begin()
+                cur.execute(peel.lock_sql())
+                (layer,) = cur.fetchone()
+                if layer == peel.from_layer:
+                    cur.execute(peel.sql(self.crypto))
+                    cur.execute(peel.record_sql())
+                conn.commit()
+        finally:
+            conn.close()
+        assert layer in (peel.from_layer, peel.to_layer)
+        self.schema.apply(peel.op())
+        return layer == peel.from_layer
 
     def close(self) -> None:
         self.conn.close()

@@ -46,7 +46,7 @@ class Rewriter:
     def __init__(self, cache_size: int = CACHE_SIZE) -> None:
         self._cache: OrderedDict[tuple[Any, ...], Template] = OrderedDict()
         self._size = cache_size
-        self._mention: tuple[int, re.Pattern[str] | None] = (-1, None)
+        self._mention: tuple[str, re.Pattern[str] | None] = ("", None)
         self.hits = 0
         self.misses = 0
 
@@ -54,7 +54,7 @@ class Rewriter:
         """The plan for one statement (raises a Refusal, a MysqlError, to send as ERR)."""
         crypto.use_schema(schema)
         sc = scan(sql)
-        key = (id(schema), schema.revision, database, sc.shape)
+        key = (schema.token, database, sc.shape)
         template = self._cache.get(key)
         if template is not None:
             self.hits += 1
@@ -71,12 +71,12 @@ class Rewriter:
         return template.bind(lits, crypto)
 
     def _mentions(self, schema: Schema, text: str) -> bool:
-        rev, pattern = self._mention
-        if rev != schema.revision or pattern is None:
+        token, pattern = self._mention
+        if token != schema.token:
             names = sorted(schema.table_names(), key=len, reverse=True)
             alt = "|".join(re.escape(n) for n in names)
-            pattern = re.compile(rf"(?<![\w$])(?:{alt})(?![\w$])", re.IGNORECASE) if names else None
-            self._mention = (schema.revision, pattern)
+            pattern = re.compile(rf"(?<![\w$@])(?:{alt})(?![\w$])", re.I) if names else None
+            self._mention = (schema.token, pattern)
         return pattern is not None and pattern.search(text) is not None
 
     def _build(

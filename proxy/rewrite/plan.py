@@ -156,9 +156,30 @@ def search_word(col: Column, lit: Lit) -> str:
 # ---- peels ----------------------------------------------------------------------------------
 
 
+LAYERS_TABLE = "_cryptdb_layers"
+
+
 @dataclass(frozen=True)
 class Peel:
-    """Lower one onion of one column by one layer, in place, with cryptdb_rnd_decrypt."""
+    """Lower one onion of one column by one layer, in place, with cryptdb_rnd_decrypt.
+
+    Decrypting twice would destroy the column (CTR applied twice is an encryption), so a peel
+    must happen exactly once, even with several proxies and crashes. The backend keeps each
+    onion's layer in a small table in the same database, written in the peel's transaction:
+
+        on a connection of its own (never the client's: its transaction could roll back):
+        for sql in peel.setup_sql(): execute(sql)           # autocommit; idempotent
+        BEGIN
+        layer = execute(peel.lock_sql())                     # row lock: peels serialize
+        if layer == peel.from_layer:
+            execute(peel.sql(crypto)); execute(peel.record_sql())
+        COMMIT
+        if layer in (peel.from_layer, peel.to_layer):
+            schema.apply(peel.op()); save the metadata (MetadataConflict: reload, re-plan)
+            audit log: who, when, peel.describe()
+
+    The layers table reveals only ids and layers: what the server saw happen anyway.
+    """
 
     database: str
     table: str
@@ -179,6 +200,30 @@ class Peel:
             f"UPDATE {quote_ident(self.database)}.{quote_ident(self.backend_table)} "
             f"SET {c} = cryptdb_rnd_decrypt({c}, {hexlit(key)}, {iv})"
         )
+
+    def _table(self) -> str:
+        return f"{quote_ident(self.database)}.{quote_ident(LAYERS_TABLE)}"
+
+    def _where(self) -> str:
+        return (
+            f"table_id = {self.table_id} AND column_id = {self.col.id} AND onion = '{self.onion}'"
+        )
+
+    def setup_sql(self) -> list[str]:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self._table()} (table_id BIGINT UNSIGNED NOT NULL, "
+            "column_id BIGINT UNSIGNED NOT NULL, onion VARCHAR(8) NOT NULL, "
+            "layer VARCHAR(8) NOT NULL, PRIMARY KEY (table_id, column_id, onion)) ENGINE=InnoDB",
+            f"INSERT IGNORE INTO {self._table()} VALUES "
+            f"({self.table_id}, {self.col.id}, '{self.onion}', '{self.from_layer}')",
+        ]
+
+    def lock_sql(self) -> str:
+        """One row, one column: the onion's layer on the backend, locked until COMMIT."""
+        return f"SELECT layer FROM {self._table()} WHERE {self._where()} FOR UPDATE"
+
+    def record_sql(self) -> str:
+        return f"UPDATE {self._table()} SET layer = '{self.to_layer}' WHERE {self._where()}"
 
     def op(self) -> dict[str, Any]:
         return {

@@ -66,6 +66,9 @@ def predicate(
         return _is_null(node.this, ctx, scope, where)
     if isinstance(node, exp.Like):
         return _like(node, ctx, scope, where)
+    c = constant(node, ctx)
+    if c is not None:  # WHERE 1
+        return [RawLit(*c)]
     raise Unsupported(f"{type(node).__name__.upper()} in a condition")
 
 
@@ -94,6 +97,8 @@ def _compare(
     if a[0] != "col" and b[0] == "col":
         a, b, op = b, a, _FLIP[op]
     if a[0] != "col":
+        if a[0] == b[0] == "const":  # WHERE 1 = 1, as ORMs write: no column data involved
+            return [RawLit(a[1], a[2]), f" {op} ", RawLit(b[1], b[2])]  # type: ignore[arg-type]
         raise Unsupported("a condition without a column")
     src, col = a[1], a[2]
     assert isinstance(src, Source) and isinstance(col, Column)

@@ -1,0 +1,72 @@
+"""Onion peeling happens exactly once, across proxies with stale metadata and in races."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from proxy.devbackend import DevBackend
+from proxy.rewrite import Execute, PeelFirst
+from proxy.schema import Schema
+from tests.rewrite_support import EncryptedRunner, extra_database
+from tests.udf_support import ensure_udfs
+
+DDL = "CREATE TABLE r (id INT AUTO_INCREMENT PRIMARY KEY, k INT, s VARCHAR(20))"
+
+
+@pytest.fixture
+def pair(backend: DevBackend) -> Iterator[tuple[EncryptedRunner, EncryptedRunner]]:
+    """Two proxies on one database: same master key, metadata copied before any peel."""
+    ensure_udfs(backend)
+    master = secrets.token_bytes(32)
+    with extra_database(backend) as name:
+        a = EncryptedRunner(backend, name, master=master)
+        a.execute(DDL)
+        a.execute("INSERT INTO r (k, s) VALUES (5, 'x'), (6, 'y'), (5, 'z'), (NULL, NULL)")
+        b = EncryptedRunner(backend, name, Schema.from_json(a.schema.to_json()), master=master)
+        yield a, b
+        a.close()
+        b.close()
+
+
+def test_concurrent_peels_happen_once(pair: tuple[EncryptedRunner, EncryptedRunner]) -> None:
+    a, b = pair
+    plans = [a.plan("SELECT s FROM r WHERE k = 5"), b.plan("SELECT s FROM r WHERE k = 5")]
+    assert all(isinstance(p, PeelFirst) for p in plans)
+    barrier = threading.Barrier(2)
+    done: list[bool] = []
+
+    def peel(runner: EncryptedRunner, plan: PeelFirst) -> None:
+        barrier.wait()
+        done.append(runner.run_peel(plan.peels[0]))
+
+    threads = [
+        threading.Thread(target=peel, args=(r, p)) for r, p in zip((a, b), plans, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(done) == [False, True]
+    assert sorted(a.execute("SELECT s FROM r WHERE k = 5")) == [("x",), ("z",)]
+    assert sorted(b.execute("SELECT s FROM r WHERE k = 5")) == [("x",), ("z",)]
+
+
+def test_stale_metadata_never_peels_twice(pair: tuple[EncryptedRunner, EncryptedRunner]) -> None:
+    a, b = pair
+    before = a.plan("SELECT k FROM r WHERE id = 1")  # planned while k's Eq onion is at RND
+    assert isinstance(before, Execute)
+    assert b.execute("SELECT id FROM r WHERE k = 6") == [(2,)]
+    assert b.peels == [f"{b.database}.r.k eq: RND -> DET"]
+    # A still believes RND: its old plan decodes DET values anyway ...
+    with a.conn.cursor() as cur:
+        cur.execute(before.sql)
+        assert before.decoder is not None and before.decoder.decode(cur.fetchall()) == [(5,)]
+    # ... and its own peel finds the backend's record and only updates its metadata.
+    assert sorted(a.execute("SELECT id FROM r WHERE k = 5")) == [(1,), (3,)]
+    assert a.peels == []
+    column = a.schema.table(a.database, "r").column("k")  # type: ignore[union-attr]
+    assert column.onions["eq"] == "det"
