@@ -84,17 +84,26 @@ class EncryptedRunner:
         self.peels: list[str] = []
         self.backend_sql: list[str] = []
         self.in_transaction = False
+        self.tx_token = ""
 
     def _track_transaction(self, sql: str) -> None:
         word = sql.strip().split(None, 1)[0].upper() if sql.strip() else ""
         if word in ("BEGIN", "START"):
             self.in_transaction = True
+            self.tx_token = self.schema.token
         elif word in ("COMMIT", "ROLLBACK"):
             self.in_transaction = False
 
     def plan(self, sql: str) -> Any:
+        # Inside a transaction that began before the schema changed (a peel), read the
+        # latest rows: the snapshot still holds the peeled onions' outer layer.
+        current = self.in_transaction and self.schema.token != self.tx_token
         return self.rewriter.plan(
-            sql, schema=self.schema, crypto=self.crypto, database=self.database
+            sql,
+            schema=self.schema,
+            crypto=self.crypto,
+            database=self.database,
+            current_read=current,
         )
 
     def execute(self, sql: str) -> list[tuple[Any, ...]] | int:

@@ -70,3 +70,26 @@ def test_stale_metadata_never_peels_twice(pair: tuple[EncryptedRunner, Encrypted
     assert a.peels == []
     column = a.schema.table(a.database, "r").column("k")  # type: ignore[union-attr]
     assert column.onions["eq"] == "det"
+
+
+def test_peel_during_a_transaction_reads_latest_rows(
+    pair: tuple[EncryptedRunner, EncryptedRunner],
+) -> None:
+    a, b = pair
+    a.execute("BEGIN")
+    assert a.execute("SELECT s FROM r WHERE id = 1") == [("x",)]  # the snapshot starts here
+    assert b.execute("SELECT id FROM r WHERE k = 6") == [(2,)]  # another proxy peels k
+    # In A's snapshot k's Eq onion is still RND: a snapshot read finds nothing at DET ...
+    stale = a.rewriter.plan(
+        "SELECT s FROM r WHERE k = 5", schema=b.schema, crypto=a.crypto, database=a.database
+    )
+    assert isinstance(stale, Execute) and "LOCK IN SHARE MODE" not in (stale.sql or "")
+    with a.conn.cursor() as cur:
+        cur.execute(stale.sql)
+        assert cur.fetchall() == ()
+    # ... so after the schema changed mid-transaction, A reads the latest committed rows.
+    assert sorted(a.execute("SELECT s FROM r WHERE k = 5")) == [("x",), ("z",)]
+    assert "LOCK IN SHARE MODE" in a.backend_sql[-1]
+    a.execute("COMMIT")
+    assert sorted(a.execute("SELECT s FROM r WHERE k = 5")) == [("x",), ("z",)]
+    assert "LOCK IN SHARE MODE" not in a.backend_sql[-1]

@@ -50,18 +50,31 @@ class Rewriter:
         self.hits = 0
         self.misses = 0
 
-    def plan(self, sql: str, *, schema: Schema, crypto: Crypto, database: str | None) -> Plan:
-        """The plan for one statement (raises a Refusal, a MysqlError, to send as ERR)."""
+    def plan(
+        self,
+        sql: str,
+        *,
+        schema: Schema,
+        crypto: Crypto,
+        database: str | None,
+        current_read: bool = False,
+    ) -> Plan:
+        """The plan for one statement (raises a Refusal, a MysqlError, to send as ERR).
+
+        current_read: make SELECTs on encrypted tables locking reads, which see the latest
+        committed rows instead of the transaction's snapshot. Needed inside a transaction
+        that began before the schema last changed: a peel committed since then is not in
+        the snapshot, whose rows still hold the outer layer the plan no longer expects."""
         crypto.use_schema(schema)
         sc = scan(sql)
-        key = (schema.token, database, sc.shape)
+        key = (schema.token, database, current_read, sc.shape)
         template = self._cache.get(key)
         if template is not None:
             self.hits += 1
             self._cache.move_to_end(key)
             return template.bind(sc.lits, crypto)
         self.misses += 1
-        template, lits, cacheable = self._build(sql, sc, schema, crypto, database)
+        template, lits, cacheable = self._build(sql, sc, schema, crypto, database, current_read)
         if isinstance(template, PeelFirst):
             return template
         if cacheable:
@@ -80,7 +93,13 @@ class Rewriter:
         return pattern is not None and pattern.search(text) is not None
 
     def _build(
-        self, sql: str, sc: Scan, schema: Schema, crypto: Crypto, database: str | None
+        self,
+        sql: str,
+        sc: Scan,
+        schema: Schema,
+        crypto: Crypto,
+        database: str | None,
+        current_read: bool,
     ) -> tuple[Template | PeelFirst, list[Lit], bool]:
         passthrough = Template(pass_through=True)
         try:
@@ -103,7 +122,7 @@ class Rewriter:
         if sc.executable_comment:
             raise Unsupported("executable comments (/*! ... */)")
         lit_index, lits, mapped = _map_literals(node, sc)
-        ctx = Ctx(schema, database, crypto, lit_index)
+        ctx = Ctx(schema, database, crypto, lit_index, current_read=current_read)
         template = handler(node, ctx=ctx)
         if ctx.peels:
             return PeelFirst(list(ctx.peels)), lits, False

@@ -37,6 +37,7 @@ class Ctx:
     lit_index: dict[int, int]  # id(exp.Literal) -> index into the statement's literals
     peels: list[Peel] = field(default_factory=list)
     used: set[int] = field(default_factory=set)  # literal indexes bound through slots
+    current_read: bool = False  # SELECTs read the latest rows (LOCK IN SHARE MODE)
 
     def lit(self, node: exp.Expression) -> int:
         try:

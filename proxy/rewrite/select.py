@@ -225,8 +225,11 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
         tail.append(" GROUP BY " + ", ".join(parts))
     spec = DecoderSpec(out.columns, readers, database=db.name)
     tail += _order_and_limit(node, ctx, scope, out, spec, det_only, items)
-    for lock in node.args.get("locks") or []:
+    locks = node.args.get("locks") or []
+    for lock in locks:
         tail.append(" FOR UPDATE" if lock.args.get("update") else " LOCK IN SHARE MODE")
+    if ctx.current_read and not locks:
+        tail.append(" LOCK IN SHARE MODE")
     body: list[Segment] = []
     for i, segs in enumerate(out.items):
         if i:
