@@ -39,6 +39,7 @@ from proxy.rewrite.resolve import Ctx, Scope, Source, backend_table, constant, n
 from proxy.schema import Column
 
 _ALLOWED = {
+    "joins",
     "expressions",
     "from_",
     "where",
@@ -172,18 +173,48 @@ def _items(
     return items
 
 
+def _from(node: exp.Select, ctx: Ctx) -> tuple[Scope, list[Segment]]:
+    """FROM one table, or inner / left equi-joins: `JOIN t ON a = b` where a and b are plain
+    or encrypted in one join group (their Eq onions then share a DET key)."""
+    from_ = node.args.get("from_")
+    first = from_.this if from_ is not None else None
+    joins = node.args.get("joins") or []
+    if not isinstance(first, exp.Table) or first.args.get("joins"):
+        raise Unsupported("SELECT from anything but tables")
+    nodes = [first]
+    for j in joins:
+        only(j, {"this", "on", "side", "kind"}, "JOIN")
+        if not isinstance(j.this, exp.Table) or (j.side or "LEFT") != "LEFT":
+            raise Unsupported("joins other than [INNER] JOIN and LEFT JOIN on tables")
+        if (j.kind or "INNER") not in ("INNER", "OUTER"):
+            raise Unsupported(f"{j.kind} JOIN")
+        nodes.append(j.this)
+    sources = []
+    for i, t in enumerate(nodes):
+        db, table = resolve_table(t, ctx)
+        if any(s.alias == t.alias_or_name for s in sources):
+            raise Unsupported(f"table alias {t.alias_or_name} used twice")
+        sources.append(Source(t.alias_or_name, db, table, f"`a{i}`" if joins else None))
+    scope = Scope(sources)
+    sql: list[Segment] = [backend_table(sources[0].db, sources[0].table, ctx)]
+    if joins:
+        sql.append(" AS `a0`")
+    for i, j in enumerate(joins, start=1):
+        src = sources[i]
+        word = " LEFT JOIN " if j.side else (" JOIN " if j.args.get("on") else ", ")
+        sql += [word, backend_table(src.db, src.table, ctx), f" AS `a{i}`"]
+        if j.args.get("on") is not None:
+            sql += [" ON ", *predicate(j.args["on"], ctx=ctx, scope=scope, where="on clause")]
+    return scope, sql
+
+
 def select(node: exp.Select, *, ctx: Ctx) -> Template:
     only(node, _ALLOWED, "SELECT")
     distinct = node.args.get("distinct")
     if distinct is not None and distinct.args.get("on") is not None:
         raise Unsupported("DISTINCT ON")
-    from_ = node.args.get("from_")
-    tnode = from_.this if from_ is not None else None
-    if not isinstance(tnode, exp.Table) or tnode.args.get("joins"):
-        raise Unsupported("SELECT from anything but one table")
-    db, table = resolve_table(tnode, ctx)
-    src = Source(tnode.alias_or_name, db, table)
-    scope = Scope([src])
+    scope, from_sql = _from(node, ctx)
+    db = scope.sources[0].db
     items = _items(node, scope)
     group = node.args.get("group")
     group_cols: list[tuple[Source, Column]] = []
@@ -212,7 +243,7 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             raise Unsupported(f"{type(e).__name__.upper()} in the select list")
     sql: list[Segment] = ["SELECT DISTINCT " if distinct is not None else "SELECT "]
     select_at = len(sql)
-    tail: list[Segment] = [" FROM ", backend_table(db, table, ctx)]
+    tail: list[Segment] = [" FROM ", *from_sql]
     where = node.args.get("where")
     if where is not None:
         tail += [" WHERE ", *predicate(where.this, ctx=ctx, scope=scope)]
