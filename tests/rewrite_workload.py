@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from dataclasses import dataclass
 
 DDL = """CREATE TABLE r (
@@ -214,7 +215,36 @@ class Workload:
             return self.update()
         if roll < 0.34:
             return self.delete()
-        return self.select()
+        st = self.select()
+        if self.rng.random() < 0.4:
+            st.sql = self.vary(st.sql)
+        return st
+
+    def vary(self, sql: str) -> str:
+        """The same query spelled differently: backticks, a table alias and qualified
+        columns, lower-case keywords (outside string literals)."""
+        r = self.rng
+        style = r.choice(["backticks", "alias", "qualified", "lower"])
+        parts = sql.split("'")
+        for i in range(0, len(parts), 2):
+            part = parts[i]
+            if style == "backticks":
+                part = _COLUMN.sub(r"`\1`", part)
+            elif style == "alias":
+                part = _COLUMN.sub(r"x.\1", part).replace("FROM r", "FROM r AS x")
+            elif style == "qualified":
+                part = _COLUMN.sub(r"r.\1", part)
+            else:
+                part = _KEYWORD.sub(lambda m: m.group(0).lower(), part)
+            parts[i] = part
+        return "'".join(parts)
+
+
+_COLUMN = re.compile(r"(?<![\w.`])(id|a|b|s|w|d|t|dt|u|h|m|p)(?![\w(`])")
+_KEYWORD = re.compile(
+    r"\b(SELECT|FROM|WHERE|AND|OR|NOT|IN|IS|NULL|BETWEEN|ORDER BY|GROUP BY|"
+    r"DISTINCT|LIMIT|OFFSET|DESC|COUNT|SUM|AVG|MIN|MAX|LIKE)\b"
+)
 
 
 def _num(text: str) -> object:
