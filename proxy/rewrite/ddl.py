@@ -140,15 +140,22 @@ def _table_constraint(table: Table, item: exp.Expression) -> None:
     if isinstance(item, exp.PrimaryKey):
         _add_index(table, _columns_of(table, item.expressions), primary=True, unique=True)
     elif isinstance(item, exp.UniqueColumnConstraint) and isinstance(item.this, exp.Schema):
-        _add_index(table, _columns_of(table, item.this.expressions), unique=True)
+        name = item.this.this.name if item.this.this is not None else None
+        _add_index(table, _columns_of(table, item.this.expressions), unique=True, name=name)
     elif isinstance(item, exp.IndexColumnConstraint) and not item.args.get("kind"):
-        _add_index(table, _columns_of(table, item.expressions))
+        name = item.this.name if item.this is not None else None
+        _add_index(table, _columns_of(table, item.expressions), name=name)
     else:
         raise Unsupported(f"table constraint {type(item).__name__}")
 
 
 def _add_index(
-    table: Table, cols: list[Column], *, primary: bool = False, unique: bool = False
+    table: Table,
+    cols: list[Column],
+    *,
+    primary: bool = False,
+    unique: bool = False,
+    name: str | None = None,
 ) -> None:
     if primary and any(i.primary for i in table.indexes):
         from proxy.rewrite.errors import Refusal
@@ -166,7 +173,17 @@ def _add_index(
         if not col.allows("eq", "det"):
             raise PolicyRefusal(table.name, col.name, "a unique key", f"min={col.min_level}")
         col.onions["eq"] = "det"
-    name = "PRIMARY" if primary else f"k{len(table.indexes) + 1}"
+    taken = {i.name.lower() for i in table.indexes}
+    if primary:
+        name = "PRIMARY"
+    elif name is None:  # MariaDB's default: the first column's name, then _2, _3 ...
+        name, n = cols[0].name, 2
+        while name.lower() in taken:
+            name, n = f"{cols[0].name}_{n}", n + 1
+    elif name.lower() in taken:
+        from proxy.rewrite.errors import Refusal
+
+        raise Refusal(1061, "42000", f"Duplicate key name '{name}'")
     table.indexes.append(Index(name, [c.id for c in cols], unique=unique, primary=primary))
 
 

@@ -28,6 +28,7 @@ from proxy.rewrite.literals import Lit, Scan, scan
 from proxy.rewrite.plan import PeelFirst, Plan, Template
 from proxy.rewrite.resolve import Ctx
 from proxy.rewrite.select import select
+from proxy.rewrite.show import handles, show
 from proxy.rewrite.update import delete, update
 from proxy.schema import Schema
 
@@ -115,6 +116,8 @@ class Rewriter:
         node = trees[0]
         touched = _touches(node, schema, database)
         handler = _handler(node, touched, schema)
+        if isinstance(node, exp.Show | exp.Describe):
+            handler = show if handles(node, Ctx(schema, database, crypto, {})) else None
         if handler is None:
             if touched or self._mentions(schema, sc.shape):
                 raise Unsupported(f"{node.key.upper()} statements")

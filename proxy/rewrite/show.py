@@ -1,0 +1,276 @@
+"""The plaintext schema for clients: SHOW TABLES, DESCRIBE / SHOW COLUMNS, SHOW CREATE TABLE.
+
+SHOW [FULL] TABLES goes to the backend (plain tables stay listed) and the decoder renames
+`t_<id>` to the plaintext name, hides the proxy's own tables and applies LIKE here (the
+backend only knows the anonymized names). DESCRIBE and SHOW CREATE TABLE are answered from
+the schema without the backend: `Execute(sql=None, decoder=d)` with `d.rows` set, so the
+session sends `d.definitions()` and `d.text_row(v)` for each `v in d.decode([])`.
+SHOW CREATE TABLE writes each column's policy as its COMMENT, so a dump restored through the
+proxy gets the same policies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from onion.encoding import Kind
+from proxy.protocol.codec import ColumnDefinition, make_text_row
+from proxy.rewrite.columns import default_sql
+from proxy.rewrite.decode import CHARSET_UTF8MB4_CI, T_VAR_STRING, OutCol
+from proxy.rewrite.errors import Unsupported
+from proxy.rewrite.plan import LAYERS_TABLE, Template, quote_ident
+from proxy.rewrite.resolve import Ctx
+from proxy.schema import DEFAULT_ONIONS, Column, Database, Table
+
+_DISPLAY = {
+    8: "tinyint({})",
+    16: "smallint({})",
+    24: "mediumint({})",
+    32: "int({})",
+    64: "bigint({})",
+}
+_WIDTH = {8: (4, 3), 16: (6, 5), 24: (9, 8), 32: (11, 10), 64: (20, 20)}
+
+
+def _text_col(name: str) -> OutCol:
+    return OutCol(name, T_VAR_STRING, 256, charset=CHARSET_UTF8MB4_CI)
+
+
+@dataclass
+class ListDecoder:
+    """Decoder-compatible: text columns; rows from the backend mapped, or given."""
+
+    columns: list[OutCol]
+    rows: list[tuple[Any, ...]] | None = None  # an answer made here: no backend query
+    rename: dict[str, str] = field(default_factory=dict)  # backend table name -> plaintext
+    hide: set[str] = field(default_factory=set)
+    like: re.Pattern[str] | None = None
+    database: str = ""
+
+    def bind(self, crypto: object, lits: object) -> ListDecoder:
+        return self  # nothing secret, nothing per statement
+
+    def definitions(self) -> list[ColumnDefinition]:
+        return [c.definition(self.database) for c in self.columns]
+
+    def decode(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        if self.rows is not None:
+            return list(self.rows)
+        out = []
+        for row in rows:
+            values = [v.decode() if isinstance(v, bytes | bytearray) else v for v in row]
+            name = values[0]
+            if name in self.hide:
+                continue
+            name = self.rename.get(name, name)
+            if self.like is not None and not self.like.fullmatch(name):
+                continue
+            out.append((name, *values[1:]))
+        return out
+
+    def text_row(self, values: Sequence[Any]) -> bytes:
+        return make_text_row([c.encode(v) for c, v in zip(self.columns, values, strict=True)])
+
+
+def like_regex(pattern: str) -> re.Pattern[str]:
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def handles(node: exp.Expression, ctx: Ctx) -> bool:
+    """Whether the statement concerns a database or table the proxy manages."""
+    if isinstance(node, exp.Describe):
+        return _target(node.this, None, ctx) is not None
+    if not isinstance(node, exp.Show):
+        return False
+    kind = str(node.name).upper()
+    db = node.args.get("db")
+    db_name = (db.name if isinstance(db, exp.Expression) else db) or ctx.database
+    if kind == "TABLES":
+        return db_name is not None and ctx.schema.database(db_name) is not None
+    if kind in ("COLUMNS", "CREATE TABLE"):
+        target = node.args.get("target")
+        return target is not None and ctx.schema.table(db_name, _name(target)) is not None
+    return False
+
+
+def _name(node: Any) -> str:
+    return node.name if isinstance(node, exp.Expression) else str(node)
+
+
+def _target(t: Any, db: str | None, ctx: Ctx) -> tuple[Database, Table] | None:
+    if isinstance(t, exp.Table):
+        db = t.args["db"].name if t.args.get("db") is not None else db
+        name = t.name
+    else:
+        name = _name(t)
+    database = ctx.schema.database(db or ctx.database or "")
+    table = database.tables.get(name) if database is not None else None
+    return (database, table) if database is not None and table is not None else None
+
+
+def show(node: exp.Expression, *, ctx: Ctx) -> Template:
+    if isinstance(node, exp.Describe):
+        found = _target(node.this, None, ctx)
+        assert found is not None
+        return _columns(found[0], found[1], full=False)
+    kind = str(node.name).upper()
+    db = node.args.get("db")
+    db_name = (db.name if isinstance(db, exp.Expression) else db) or ctx.database or ""
+    if node.args.get("where") is not None:
+        raise Unsupported("SHOW ... WHERE")
+    if kind == "TABLES":
+        return _tables(node, ctx.schema.databases[db_name], db_name)
+    found = _target(node.args["target"], db_name, ctx)
+    assert found is not None
+    if node.args.get("like") is not None:
+        raise Unsupported("SHOW COLUMNS ... LIKE")
+    if kind == "COLUMNS":
+        return _columns(found[0], found[1], full=bool(node.args.get("full")))
+    groups = {gid: name for name, gid in ctx.schema.join_groups.items()}
+    return _create(found[0], found[1], groups)
+
+
+def _tables(node: exp.Show, db: Database, db_name: str) -> Template:
+    full = bool(node.args.get("full"))
+    like = node.args.get("like")
+    pattern = like.name if isinstance(like, exp.Literal) else None
+    title = f"Tables_in_{db_name}" + (f" ({pattern})" if pattern is not None else "")
+    cols = [_text_col(title)] + ([_text_col("Table_type")] if full else [])
+    decoder = ListDecoder(
+        cols,
+        rename={t.backend_name: t.name for t in db.tables.values()},
+        hide={LAYERS_TABLE},
+        like=like_regex(pattern) if pattern is not None else None,
+        database=db_name,
+    )
+    sql = f"SHOW {'FULL ' if full else ''}TABLES FROM {quote_ident(db_name)}"
+    return Template(segments=[sql], decoder=decoder)  # type: ignore[arg-type]
+
+
+def display_type(col: Column) -> str:
+    k = col.kind
+    if k in (Kind.INT, Kind.UINT):
+        signed, unsigned = _WIDTH[col.bits]
+        if k == Kind.UINT:
+            return _DISPLAY[col.bits].format(unsigned) + " unsigned"
+        return _DISPLAY[col.bits].format(signed)
+    if k == Kind.DECIMAL:
+        return f"decimal({col.precision},{col.scale})"
+    if k == Kind.STRING:
+        return f"{col.text}({col.length})" if col.text in ("char", "varchar") else col.text
+    if k == Kind.DATETIME:
+        return f"datetime({col.fsp})" if col.fsp else "datetime"
+    return col.sql_type.lower()
+
+
+def _key(table: Table, col: Column) -> str:
+    for idx in table.indexes:
+        if idx.columns[0] == col.id:
+            return (
+                "PRI" if idx.primary else "UNI" if idx.unique and len(idx.columns) == 1 else "MUL"
+            )
+    return ""
+
+
+def _default(col: Column) -> str | None:
+    if not col.has_default or col.default is None:
+        return None
+    if isinstance(col.default, dict):
+        return str(col.default["sql"])
+    text, _, neg = col.default
+    return ("-" if neg else "") + text
+
+
+def _columns(db: Database, table: Table, *, full: bool) -> Template:
+    names = [
+        "Field",
+        "Type",
+        "Collation",
+        "Null",
+        "Key",
+        "Default",
+        "Extra",
+        "Privileges",
+        "Comment",
+    ]
+    if not full:
+        names = [n for n in names if n not in ("Collation", "Privileges", "Comment")]
+    rows = []
+    for c in table.columns:
+        values = {
+            "Field": c.name,
+            "Type": display_type(c),
+            "Collation": (c.collation or "utf8mb4_general_ci") if c.kind == Kind.STRING else None,
+            "Null": "YES" if c.nullable else "NO",
+            "Key": _key(table, c),
+            "Default": _default(c),
+            "Extra": "auto_increment" if c.auto_increment else "",
+            "Privileges": "select,insert,update,references",
+            "Comment": policy_comment(c),
+        }
+        rows.append(tuple(values[n] for n in names))
+    decoder = ListDecoder([_text_col(n) for n in names], rows=rows, database=db.name)
+    return Template(segments=None, decoder=decoder)  # type: ignore[arg-type]
+
+
+def policy_comment(col: Column, groups: dict[int, str] | None = None) -> str:
+    if col.auto_increment:
+        return ""
+    if col.plain:
+        return "cryptdb: plain"
+    parts = [f"min={col.min_level}"]
+    if tuple(col.onions) != DEFAULT_ONIONS.get(Kind(col.kind)):
+        parts.append("onions=" + ",".join(col.onions))
+    if col.join_group is not None and groups is not None:
+        parts.append(f"join={groups.get(col.join_group, col.join_group)}")
+    return "cryptdb: " + "; ".join(parts)
+
+
+def create_table_sql(table: Table, groups: dict[int, str]) -> str:
+    lines = []
+    for c in table.columns:
+        line = f"  {quote_ident(c.name)} {display_type(c)}"
+        if c.collation:
+            line += f" COLLATE {c.collation}"
+        line += "" if c.nullable else " NOT NULL"
+        if c.has_default:
+            line += f" DEFAULT {default_sql(c)}"
+        elif c.nullable:
+            line += " DEFAULT NULL"
+        if c.auto_increment:
+            line += " AUTO_INCREMENT"
+        comment = policy_comment(c, groups)
+        if comment:
+            line += " COMMENT '" + comment.replace("'", "''") + "'"
+        lines.append(line)
+    for idx in table.indexes:
+        cols = ", ".join(quote_ident(table.column_by_id(i).name) for i in idx.columns)
+        if idx.primary:
+            lines.append(f"  PRIMARY KEY ({cols})")
+        else:
+            lines.append(f"  {'UNIQUE ' if idx.unique else ''}KEY {quote_ident(idx.name)} ({cols})")
+    engine = f" ENGINE={table.engine}" if table.engine else ""
+    return f"CREATE TABLE {quote_ident(table.name)} (\n" + ",\n".join(lines) + f"\n){engine}"
+
+
+def _create(db: Database, table: Table, groups: dict[int, str]) -> Template:
+    decoder = ListDecoder(
+        [_text_col("Table"), _text_col("Create Table")],
+        rows=[(table.name, create_table_sql(table, groups))],
+        database=db.name,
+    )
+    return Template(segments=None, decoder=decoder)  # type: ignore[arg-type]
