@@ -7,6 +7,7 @@ import json
 import pytest
 
 from onion import Kind
+from proxy.leakage import leakage
 from proxy.schema import Policy, PolicyError, Schema, onions_for, parse_policy
 from tests.rewrite_support import DryRunner
 
@@ -105,3 +106,18 @@ def test_schema_json_round_trip_and_ops() -> None:
     assert Schema.from_json({}).databases == {}
     with pytest.raises(ValueError):
         Schema.from_json({"format": 99})
+
+
+def test_leakage_report() -> None:
+    dry = DryRunner()
+    dry.plan(
+        "CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, x INT COMMENT 'cryptdb: join=g',"
+        " s VARCHAR(9) COMMENT 'cryptdb: onions=eq,search', p INT COMMENT 'cryptdb: plain')"
+    )
+    dry.plan("SELECT id FROM a WHERE x = 1 AND s LIKE '%w%'")
+    rows = {r["column"]: r for r in leakage(dry.schema)}
+    assert rows["id"]["learns"] == "everything (AUTO_INCREMENT)"
+    assert rows["p"]["learns"] == "everything (policy plain)"
+    assert rows["x"]["onions"] == "eq=DET, ord=RND, add=HOM"
+    assert rows["x"]["learns"] == "equality, sums only (equality across join group g)"
+    assert rows["s"]["learns"] == "word equality" and rows["s"]["minimum"] == "OPE"
