@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from proxy.schema import Schema
 
-
 _LEARNS = {
     ("eq", "rnd"): "nothing",
     ("eq", "det"): "equality",
