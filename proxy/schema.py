@@ -187,6 +187,7 @@ class Index:
     columns: list[int]  # column ids, in order
     unique: bool = False
     primary: bool = False
+    backend: list[str] = field(default_factory=list)  # backend index names serving it
 
 
 @dataclass
@@ -270,6 +271,18 @@ class Schema:
             if op.get("paillier") and not self.paillier:
                 self.paillier = op["paillier"]
             self.next_id = max(self.next_id, op["next_id"])
+        elif kind == "replace_table":  # ALTER TABLE, CREATE / DROP INDEX: the new state
+            db = self.databases[op["database"]]
+            table = _table_from_json(op["table"])
+            if op["old"] not in db.tables or (table.name != op["old"] and table.name in db.tables):
+                raise ValueError("table missing or name taken")
+            del db.tables[op["old"]]
+            db.tables[table.name] = table
+            for name, gid in op.get("join_groups", {}).items():
+                self.join_groups.setdefault(name, gid)
+            if op.get("paillier") and not self.paillier:
+                self.paillier = op["paillier"]
+            self.next_id = max(self.next_id, op.get("next_id", 0))
         elif kind == "drop_table":
             db = self.databases.get(op["database"])
             if db is not None:

@@ -142,8 +142,10 @@ class EncryptedRunner:
                     raise
                 return count
             assert isinstance(plan, Execute)
-            if plan.sql is None:
-                return 0
+            if plan.sql is None:  # answered here: a no-op, a rename, DESCRIBE ...
+                for op in plan.ops:
+                    self.schema.apply(op)
+                return 0 if plan.decoder is None else plan.decoder.decode([])
             self.backend_sql.append(plan.sql)
             count = cur.execute(plan.sql)
             for op in plan.ops:

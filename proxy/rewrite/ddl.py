@@ -187,32 +187,41 @@ def _add_index(
     table.indexes.append(Index(name, [c.id for c in cols], unique=unique, primary=primary))
 
 
+def index_decls(table: Table, idx: Index, prefix: str) -> list[str]:
+    """Backend index declarations serving one plaintext index (names recorded in
+    idx.backend): the main one on Eq onions / plain columns, plus one on the first column's
+    Ord onion when it has one."""
+    cols = [table.column_by_id(i) for i in idx.columns]
+    parts = ", ".join(
+        index_part(
+            c,
+            None if c.plain else "eq" if "eq" in c.onions else next(iter(c.onions)),
+            PAILLIER_WIDTH,
+        )
+        for c in cols
+    )
+    idx.backend = []
+    out = []
+    if idx.primary:
+        out.append(f"PRIMARY KEY ({parts})")
+    else:
+        idx.backend.append(f"{prefix}")
+        out.append(f"{'UNIQUE ' if idx.unique else ''}KEY `{prefix}` ({parts})")
+    first = cols[0]
+    if (
+        not first.plain
+        and "ord" in first.onions
+        and not (len(cols) == 1 and "eq" not in first.onions)
+    ):
+        idx.backend.append(f"{prefix}o")
+        out.append(f"KEY `{prefix}o` ({index_part(first, 'ord', PAILLIER_WIDTH)})")
+    return out
+
+
 def _backend_create(table: Table, options: dict[str, str], database: str, ctx: Ctx) -> str:
     decls = [d for c in table.columns for d in backend_decls(c, PAILLIER_WIDTH)]
-    n = 0
-    for idx in table.indexes:
-        cols = [table.column_by_id(i) for i in idx.columns]
-        parts = ", ".join(
-            index_part(
-                c,
-                None if c.plain else "eq" if "eq" in c.onions else next(iter(c.onions)),
-                PAILLIER_WIDTH,
-            )
-            for c in cols
-        )
-        if idx.primary:
-            decls.append(f"PRIMARY KEY ({parts})")
-        else:
-            n += 1
-            decls.append(f"{'UNIQUE ' if idx.unique else ''}KEY `i{n}` ({parts})")
-        first = cols[0]
-        if (
-            not first.plain
-            and "ord" in first.onions
-            and not (len(cols) == 1 and "eq" not in first.onions)
-        ):
-            n += 1
-            decls.append(f"KEY `i{n}` ({index_part(first, 'ord', PAILLIER_WIDTH)})")
+    for n, idx in enumerate(table.indexes, start=1):
+        decls += index_decls(table, idx, f"i{n}")
     name = quote_ident(table.backend_name)
     if database != ctx.database:
         name = f"{quote_ident(database)}.{name}"

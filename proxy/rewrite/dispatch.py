@@ -20,6 +20,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from proxy.rewrite.alter import alter_table, create_index, drop_index
 from proxy.rewrite.context import Crypto
 from proxy.rewrite.ddl import create_table, drop_database, drop_table, truncate
 from proxy.rewrite.errors import Unsupported
@@ -141,20 +142,28 @@ def _touches(node: exp.Expression, schema: Schema, database: str | None) -> bool
     return False
 
 
+# Other statements on tables the proxy created; CREATE TABLE is always handled (new tables
+# are encrypted by default), DROP DATABASE when the schema knows the database.
+DDL: dict[tuple[type[exp.Expression], str], Handler] = {
+    (exp.Drop, "TABLE"): drop_table,
+    (exp.Drop, "INDEX"): drop_index,
+    (exp.Create, "INDEX"): create_index,
+    (exp.Alter, "TABLE"): alter_table,
+    (exp.TruncateTable, ""): truncate,
+}
+
+
 def _handler(node: exp.Expression, touched: bool, schema: Schema) -> Handler | None:
-    if isinstance(node, exp.Create):
-        kind = str(node.args.get("kind") or "").upper()
-        return create_table if kind == "TABLE" else None
-    if isinstance(node, exp.Drop):
-        kind = str(node.args.get("kind") or "").upper()
-        if kind == "DATABASE":
-            return drop_database if schema.database(node.this.name) is not None else None
-        return drop_table if kind == "TABLE" and touched else None
+    kind = (
+        str(node.args.get("kind") or "").upper() if not isinstance(node, exp.TruncateTable) else ""
+    )
+    if isinstance(node, exp.Create) and kind == "TABLE":
+        return create_table
+    if isinstance(node, exp.Drop) and kind == "DATABASE":
+        return drop_database if schema.database(node.this.name) is not None else None
     if not touched:
         return None
-    if isinstance(node, exp.TruncateTable):
-        return truncate
-    return HANDLERS.get(type(node))
+    return HANDLERS.get(type(node)) or DDL.get((type(node), kind))
 
 
 def _map_literals(node: exp.Expression, sc: Scan) -> tuple[dict[int, int], list[Lit], bool]:
