@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -119,8 +120,14 @@ class ClientConnection:
         except BackendUnavailable as e:
             log.warning("connection %d: %s", self.connection_id, e.message)
             await self._send_error(e)
-        except Exception:
-            log.exception("connection %d: internal error", self.connection_id)
+        except Exception as e:
+            # Type and stack only: an exception's message may quote SQL text or values.
+            log.error(
+                "connection %d: internal error %s\n%s",
+                self.connection_id,
+                type(e).__name__,
+                "".join(traceback.format_tb(e.__traceback__)),
+            )
             await self._send_error(MysqlError(*errors.ER_UNKNOWN_ERROR, "internal proxy error"))
         finally:
             if self.session is not None:

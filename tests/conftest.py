@@ -73,6 +73,17 @@ class ProxyProcess:
         kw.setdefault("password", DEMO_PASSWORD)
         return pymysql.connect(host=self.host, port=self.port, database=database, **kw)
 
+    def connector(self, database: str | None = None, **kw: object):  # -> MySQLConnection
+        """mysql-connector-python (pure-Python driver; the wheel has no C extension)."""
+        import mysql.connector
+
+        kw.setdefault("user", DEMO_USER)
+        kw.setdefault("password", DEMO_PASSWORD)
+        kw.setdefault("ssl_disabled", True)
+        return mysql.connector.connect(
+            host=self.host, port=self.port, database=database, use_pure=True, **kw
+        )
+
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):

@@ -70,16 +70,10 @@ def test_pymysql(proxy, database: str, use_tls: bool) -> None:
 @pytest.mark.parametrize("use_tls", [False, True], ids=["plain", "tls"])
 def test_mysql_connector(proxy, database: str, use_tls: bool) -> None:
     # The PyPI wheel for this platform ships the pure-Python driver only (no C extension).
-    kw: dict[str, object] = {"ssl_disabled": True} if not use_tls else {"ssl_verify_cert": False}
-    conn = mysql.connector.connect(
-        host=proxy.host,
-        port=proxy.port,
-        user=DEMO_USER,
-        password=DEMO_PASSWORD,
-        database=database,
-        use_pure=True,
-        **kw,
-    )
+    kw: dict[str, object] = {"ssl_disabled": not use_tls}
+    if use_tls:
+        kw["ssl_verify_cert"] = False
+    conn = proxy.connector(database, **kw)
     cur = conn.cursor()
     cur.execute("SELECT 1 + 1, DATABASE()")
     assert cur.fetchall() == [(2, database)]
@@ -112,9 +106,7 @@ def test_wrong_password_is_1045_for_every_driver(proxy) -> None:
         proxy.connect(password="wrong")
     assert e.value.args[0] == 1045
     with pytest.raises(mysql.connector.Error) as e2:
-        mysql.connector.connect(
-            host=proxy.host, port=proxy.port, user=DEMO_USER, password="wrong", ssl_disabled=True
-        )
+        proxy.connector(password="wrong")
     assert e2.value.errno == 1045
 
 

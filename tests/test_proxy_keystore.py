@@ -65,18 +65,10 @@ def test_stock_cli_with_the_key_as_password(keyed) -> None:
 
 def test_connector_conn_attrs_deliver_the_key(keyed) -> None:
     login(keyed, cryptdb_key=b"attr-key").close()
-    kw = dict(
-        host=keyed.host,
-        port=keyed.port,
-        user=DEMO_USER,
-        password=DEMO_PASSWORD,
-        ssl_disabled=True,
-        use_pure=True,
-    )
-    conn = mysql.connector.connect(conn_attrs={"cryptdb_key": "attr-key"}, **kw)
+    conn = keyed.connector(conn_attrs={"cryptdb_key": "attr-key"})
     conn.close()
     with pytest.raises(mysql.connector.Error) as e:
-        mysql.connector.connect(conn_attrs={"cryptdb_key": "nope"}, **kw)
+        keyed.connector(conn_attrs={"cryptdb_key": "nope"})
     assert e.value.errno == 1045
 
 
