@@ -17,7 +17,7 @@ import aiomysql
 import pymysql
 from pymysql.charset import charset_by_id
 
-from proxy.protocol.codec import parse_err
+from proxy.protocol.codec import is_eof, parse_err, parse_text_row, read_lenenc_int
 from proxy.protocol.errors import BackendError, BackendUnavailable
 from proxy.protocol.framing import MAX_PACKET, FramingError, PacketReader, frame
 
@@ -150,6 +150,24 @@ class Backend:
         if pkt[:1] == b"\xff":
             raise BackendError(*parse_err(pkt))
         return pkt
+
+    async def query_row(self, sql: bytes) -> list[bytes | None]:
+        """The first row of a small query's result (BackendError on an ERR)."""
+        self.send(bytes((COM_QUERY,)) + sql)
+        first = await self.read()
+        if first[0] == 0xFF:
+            raise BackendError(*parse_err(first))
+        count, _ = read_lenenc_int(first, 0)
+        for _ in range((count or 0) + 1):  # definitions, then their EOF
+            await self.read()
+        rows = []
+        while not is_eof(pkt := await self.read()):
+            if pkt[0] == 0xFF:
+                raise BackendError(*parse_err(pkt))
+            rows.append(parse_text_row(pkt, count or 0))
+        if not rows:
+            raise BackendError(1105, "HY000", "empty result")
+        return rows[0]
 
     async def reset(self) -> None:
         """COM_RESET_CONNECTION: the backend drops temporary tables, user variables,

@@ -11,6 +11,7 @@
     tls-cert = /path/cert.pem
     tls-key = /path/key.pem     # must be 0600
     keystore = /path/keystore
+    audit-log = /path/audit.log # onion adjustments (default: <keystore>.audit)
 
 Passwords are never taken from argv; a file holding one must not be readable by others.
 """
@@ -47,6 +48,7 @@ class ProxyConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     keystore: Path | None = None
+    audit_log: Path | None = None  # onion adjustments, JSON lines; default <keystore>.audit
     # argon2id cost for new slots as "memory_kib,time_cost,parallelism" (tests lower it)
     keystore_kdf: tuple[int, int, int] | None = None
     max_connections: int = 1000
@@ -92,6 +94,7 @@ def load_config(path: Path, **overrides: object) -> ProxyConfig:
         tls_cert=opt_path("tls-cert"),
         tls_key=opt_path("tls-key"),
         keystore=opt_path("keystore"),
+        audit_log=opt_path("audit-log"),
         keystore_kdf=_kdf(own.get("keystore-kdf")),
     )
     if cfg.tls_key is not None:

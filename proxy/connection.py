@@ -94,7 +94,7 @@ class ClientConnection:
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "local"
         self._handlers: dict[int, Callable[[bytes], Awaitable[bool]]] = {
             COM_QUERY: self._query,
-            COM_INIT_DB: self._forward,
+            COM_INIT_DB: self._init_db,
             COM_FIELD_LIST: self._field_list,
             COM_STATISTICS: self._statistics,
             COM_PING: self._forward,
@@ -189,11 +189,12 @@ class ClientConnection:
             return None
         attrs = response.connect_attrs
         presented = choose_key(response.cryptdb_key, response.old_cryptdb_key, attrs, password)
-        master = None
+        master = catalog = None
         if self.ctx.keys is not None:
             # After the backend login, so only a real account can initialize a deployment.
             try:
                 master = await self.ctx.keys.open(response.username, presented)
+                catalog = await self.ctx.keys.catalog(master)
             except MysqlError as e:
                 await backend.close()
                 stream.write(make_err(e.code, e.sqlstate, e.message))
@@ -208,7 +209,11 @@ class ClientConnection:
             master_key=master,
             keys=self.ctx.keys,
             connect_attrs={k: v for k, v in attrs.items() if "cryptdb" not in k},
+            catalog=catalog,
+            address=self.ctx.backend,
+            peer=self.peer,
         )
+        session.state.database = response.database
         stream.write(make_ok(status=STATUS_AUTOCOMMIT))
         await stream.flush()
         stream.set_max_packet(MAX_PACKET)
@@ -306,6 +311,10 @@ class ClientConnection:
         await self._session.query(self.stream, payload)
         return True
 
+    async def _init_db(self, payload: bytes) -> bool:
+        await self._session.init_db(self.stream, payload)
+        return True
+
     async def _forward(self, payload: bytes) -> bool:
         await self._session.forward(self.stream, payload)
         return True
@@ -344,6 +353,7 @@ class ClientConnection:
 
     async def _reset_connection(self, payload: bytes) -> bool:
         await self._session.backend.reset()
+        self._session.state.reset()
         self.stream.write(make_ok(status=STATUS_AUTOCOMMIT))
         return True
 

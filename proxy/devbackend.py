@@ -21,6 +21,7 @@ from pathlib import Path
 import pymysql
 
 from keystore.files import private_dir, write_private
+from proxy.udfs import SONAME, install_udfs
 
 REPO = Path(__file__).resolve().parent.parent
 UDF_DIR = REPO / "udf" / "build"
@@ -167,6 +168,8 @@ class DevBackend:
                     (service_password,),
                 )
                 cur.execute(f"GRANT ALL ON *.* TO '{SERVICE_USER}'@'{host}' WITH GRANT OPTION")
+            if (self.plugin_dir / SONAME).exists():  # `make udf` builds it
+                install_udfs(conn)
         write_private(
             self.service_cnf,
             "[client]\n"

@@ -12,8 +12,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from keystore import AccessDenied, Keystore, KeystoreError, KeystoreExists, MasterKey
+from proxy.catalog import Catalog
 from proxy.protocol import errors
 from proxy.protocol.errors import MysqlError
 
@@ -49,8 +51,24 @@ def access_denied(username: str) -> MysqlError:
 
 
 class KeyGate:
-    def __init__(self, keystore: Keystore) -> None:
+    def __init__(self, keystore: Keystore, audit_log: Path | None = None) -> None:
         self.keystore = keystore
+        self.audit_log = audit_log
+        self._catalog: Catalog | None = None
+
+    async def catalog(self, master: MasterKey) -> Catalog:
+        """The process's view of the encrypted schema (one deployment, one master key)."""
+        if self._catalog is None or self._catalog.master != master:
+            try:
+                self._catalog = await asyncio.to_thread(
+                    Catalog, self.keystore, master, self.audit_log
+                )
+            except (KeystoreError, ValueError) as e:
+                log.error("keystore %s metadata: %s", self.keystore.path, type(e).__name__)
+                raise MysqlError(
+                    *errors.ER_UNKNOWN_ERROR, "the proxy's keystore cannot be opened; see its log"
+                ) from None
+        return self._catalog
 
     async def open(self, username: str, presented: PresentedKey) -> MasterKey:
         try:

@@ -17,9 +17,12 @@ from proxy.stream import PacketStream
 SERVER_MORE_RESULTS_EXISTS = 0x0008
 
 
-async def relay_response(backend: Backend, client: PacketStream, capabilities: int) -> int:
+async def relay_response(
+    backend: Backend, client: PacketStream, capabilities: int
+) -> int | None:
     """Forward every result of one command (several with multi-statements); return the
-    last status flags the backend reported."""
+    last status flags the backend reported, or None when it ended with an ERR (which
+    carries no flags)."""
     deprecate_eof = bool(capabilities & Capabilities.CLIENT_DEPRECATE_EOF)
     while True:
         first = await backend.read()
@@ -29,20 +32,20 @@ async def relay_response(backend: Backend, client: PacketStream, capabilities: i
             status = parse_ok(first).status
         elif head == 0xFF:
             client.write(first)
-            return 0
+            return None
         elif head == 0xFB:
             backend.abort()  # LOCAL INFILE was never negotiated: a backend bug
             raise BackendUnavailable("backend requested a local file")
         else:
             status = await _relay_result_set(backend, client, first, deprecate_eof, capabilities)
-        if not status & SERVER_MORE_RESULTS_EXISTS:
+        if status is None or not status & SERVER_MORE_RESULTS_EXISTS:
             return status
         await client.maybe_flush()
 
 
 async def _relay_result_set(
     backend: Backend, client: PacketStream, first: bytes, deprecate_eof: bool, capabilities: int
-) -> int:
+) -> int | None:
     count, _ = read_lenenc_int(first, 0)
     client.write(first)
     for _ in range(count or 0):
@@ -61,7 +64,7 @@ async def _relay_result_set(
             return status
         if pkt[0] == 0xFF:  # an error in the middle of the rows (e.g. a killed query)
             write(pkt)
-            return 0
+            return None
         write(pkt)
         if len(client.out) >= 1 << 18:
             await client.flush()

@@ -62,7 +62,10 @@ class ProxyServer:
             check_private(self.cfg.keystore.parent)  # refuse to start on loose permissions
         if self.cfg.keystore.exists():
             check_private(self.cfg.keystore)
-        return KeyGate(Keystore(self.cfg.keystore, kdf=kdf, cache=UnlockCache()))
+        audit = self.cfg.audit_log or self.cfg.keystore.with_name(self.cfg.keystore.name + ".audit")
+        if audit.exists():
+            check_private(audit)
+        return KeyGate(Keystore(self.cfg.keystore, kdf=kdf, cache=UnlockCache()), audit)
 
     async def start(self) -> None:
         version = await backend_version(self.cfg)

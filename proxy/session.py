@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from pymysql.converters import escape_string
 
 from keystore import MasterKey
-from proxy.backend import Backend
+from proxy import execute
+from proxy.backend import Backend, BackendAddress
+from proxy.catalog import Catalog
 from proxy.keys import KeyGate, PresentedKey
 from proxy.password_change import mentions_password, own_new_password
 from proxy.protocol.codec import parse_err
-from proxy.protocol.errors import BackendError
+from proxy.protocol.errors import BackendError, MysqlError
 from proxy.relay import relay_response
+from proxy.rewrite import Execute, PassThrough, PeelFirst, Plan, ReadModifyWrite
+from proxy.session_state import SessionState
 from proxy.stream import PacketStream
 
 log = logging.getLogger(__name__)
@@ -34,11 +39,18 @@ class Session:
     keys: KeyGate | None = None
     connect_attrs: dict[str, str] = field(default_factory=dict)
     status: int = 0x0002  # SERVER_STATUS_AUTOCOMMIT until the backend says otherwise
+    catalog: Catalog | None = None  # None: no keystore, every statement passes through
+    address: BackendAddress = field(default_factory=BackendAddress)
+    peer: str = ""
+    state: SessionState = field(default_factory=SessionState)
 
-    async def forward(self, client: PacketStream, payload: bytes) -> None:
-        """Send a command to the backend and relay its whole response."""
+    async def forward(self, client: PacketStream, payload: bytes) -> bool:
+        """Send a command to the backend and relay its whole response; False after an ERR."""
         self.backend.send(payload)
-        self.status = await relay_response(self.backend, client, self.capabilities)
+        status = await relay_response(self.backend, client, self.capabilities)
+        if status is not None:  # an ERR leaves the session's flags as they were
+            self.status = status
+        return status is not None
 
     async def query(self, client: PacketStream, payload: bytes) -> None:
         if (
@@ -51,7 +63,93 @@ class Session:
             if new is not None:
                 await self._change_password(client, payload, new.encode())
                 return
-        await self.forward(client, payload)
+        if self.catalog is None:
+            await self.forward(client, payload)
+            return
+        await self._encrypted_query(client, payload, self.catalog)
+
+    async def _encrypted_query(self, client: PacketStream, payload: bytes, cat: Catalog) -> None:
+        """Plan the statement against the encrypted schema and carry the plan out."""
+        try:
+            sql, utf8 = payload[1:].decode("utf-8"), True
+        except UnicodeDecodeError:
+            # Planned only to see what it touches: passed through, or refused.
+            sql, utf8 = payload[1:].decode("utf-8", "replace"), False
+        state = self.state
+        ddl = state.may_change_schema(sql)
+        for _ in range(execute.PLAN_ATTEMPTS):
+            if ddl:
+                async with cat.ddl_lock():
+                    plan = self._plan(cat, sql)
+                    if isinstance(plan, Execute) and plan.ops:
+                        await self._check_session(utf8)
+                        if await execute.execute(self, client, plan):
+                            self._save(cat, plan.ops)
+                        return
+            else:
+                plan = self._plan(cat, sql)
+            if isinstance(plan, PassThrough):
+                token = cat.schema.token
+                in_trans = self.status & execute.STATUS_IN_TRANS
+                ok = await self.forward(client, payload)
+                state.after_pass_through(sql, ok, self.status, in_trans, token)
+                return
+            await self._check_session(utf8)
+            if isinstance(plan, PeelFirst):
+                await execute.run_peels(self, plan)
+                continue
+            if isinstance(plan, Execute) and plan.ops:
+                ddl = True  # a schema change not foreseen by the cheap check: plan it locked
+                continue
+            token = cat.schema.token
+            in_trans = self.status & execute.STATUS_IN_TRANS
+            if isinstance(plan, ReadModifyWrite):
+                await execute.read_modify_write(self, client, plan)
+            else:
+                assert isinstance(plan, Execute)
+                await execute.execute(self, client, plan)
+            state.after_statement(self.status, in_trans, token)
+            return
+        raise MysqlError(1105, "HY000", "cryptdb: onion adjustments did not settle; retry")
+
+    def _plan(self, cat: Catalog, sql: str) -> Plan:
+        schema = cat.current()
+        return cat.rewriter.plan(
+            sql,
+            schema=schema,
+            crypto=cat.crypto,
+            database=self.state.database,
+            current_read=self.state.current_read(self.status, schema.token),
+        )
+
+    async def _check_session(self, utf8: bool) -> None:
+        """Encrypted statements assume utf8mb4 text and MariaDB's default literal syntax."""
+        if not utf8:
+            raise execute.cryptdb_error(
+                execute.ER_CRYPTDB_SESSION, "a statement on encrypted tables must be UTF-8 text"
+            )
+        if self.state.settings_checked:
+            return
+        reply = await self.backend.query_row(
+            b"SELECT @@character_set_client, @@character_set_results, @@sql_mode"
+        )
+        self.state.check_settings(reply)
+
+    def _save(self, cat: Catalog, ops: list[dict[str, Any]]) -> None:
+        try:
+            cat.apply(ops)
+        except Exception as e:
+            # The backend ran the DDL but the keystore did not take it (e.g. a full disk).
+            log.error("schema change not recorded: %s", type(e).__name__)
+            raise execute.cryptdb_error(
+                execute.ER_CRYPTDB_SESSION,
+                "the schema change ran on the backend but could not be recorded in the "
+                "keystore; see the proxy log",
+            ) from None
+
+    async def init_db(self, client: PacketStream, payload: bytes) -> None:
+        if await self.forward(client, payload):
+            self.state.database = payload[1:].decode("utf-8", "replace")
 
     async def _change_password(self, client: PacketStream, payload: bytes, new: bytes) -> None:
         """Change the backend password and re-wrap the keystore slot: both or neither."""

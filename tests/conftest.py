@@ -140,3 +140,23 @@ def proxy(backend: DevBackend, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield p
     finally:
         stop_proxy(p)
+
+
+LOW_KDF = "keystore-kdf = 8192,1,1\n"
+
+
+@pytest.fixture(scope="session")
+def encrypted_proxy(
+    backend: DevBackend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    """A proxy with a keystore: tables created through it are encrypted. The first login
+    (demo/demo) initializes the deployment; cheap argon2 parameters for speed."""
+    state = tmp_path_factory.mktemp("encproxy")
+    ks_dir = state / "ks"
+    ks_dir.mkdir(mode=0o700)
+    p = start_proxy(backend, state / "proxy", extra=f"keystore = {ks_dir / 'keystore'}\n" + LOW_KDF)
+    p.keystore = ks_dir / "keystore"  # type: ignore[attr-defined]
+    try:
+        yield p
+    finally:
+        stop_proxy(p)

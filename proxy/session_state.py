@@ -1,0 +1,106 @@
+"""What a session must know about its backend connection to plan encrypted statements.
+
+Sans I/O: the session feeds it what happened (a statement passed through, the flags the
+backend reported) and asks it questions (which database is current, must this SELECT read
+the latest rows, are the connection's settings still known to be safe).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from proxy.protocol.errors import MysqlError
+
+STATUS_IN_TRANS = 0x0001
+ER_CRYPTDB_SESSION = 5004
+
+# The first keyword, after whitespace and comments (not /*! ... */, which has a keyword of
+# its own): enough to pick a statement's class, never to rewrite it.
+_FIRST_WORD = re.compile(r"(?:\s+|/\*(?!!).*?\*/|(?:--\s|#)[^\n]*(?:\n|$))*(\w+)", re.S)
+SCHEMA_CHANGING = frozenset({"CREATE", "DROP", "ALTER", "TRUNCATE", "RENAME"})
+# Statements after which the character sets and sql_mode are still what they were. Anything
+# else (SET, CALL, ...) could change them: they are read again before the next encrypted one.
+SETTINGS_SAFE = frozenset(
+    {
+        "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "SHOW", "DESCRIBE", "DESC",
+        "EXPLAIN", "BEGIN", "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "WITH",
+        "CREATE", "DROP", "ALTER", "TRUNCATE", "RENAME", "USE", "LOCK", "UNLOCK", "XA",
+    }
+)  # fmt: skip
+UTF8 = frozenset({"utf8mb4", "utf8mb3", "utf8"})
+UNSAFE_MODES = ("ANSI_QUOTES", "NO_BACKSLASH_ESCAPES")
+
+
+def first_word(sql: str) -> str:
+    m = _FIRST_WORD.match(sql)
+    return m.group(1).upper() if m else ""
+
+
+@dataclass
+class SessionState:
+    database: str | None = None
+    tx_token: str | None = None  # the schema token when the open transaction began
+    settings_checked: bool = False
+
+    def reset(self) -> None:
+        """COM_RESET_CONNECTION: the backend session starts over (same database)."""
+        self.tx_token = None
+        self.settings_checked = False
+
+    def may_change_schema(self, sql: str) -> bool:
+        return first_word(sql) in SCHEMA_CHANGING
+
+    def current_read(self, status: int, token: str) -> bool:
+        """Inside a transaction begun before the schema last changed (a peel), consistent
+        reads see a snapshot with the outer layers: read the latest rows instead."""
+        return bool(status & STATUS_IN_TRANS) and self.tx_token != token
+
+    def after_statement(self, status: int, was_in_trans: int, token: str) -> None:
+        if status & STATUS_IN_TRANS and not was_in_trans:
+            self.tx_token = token
+        elif not status & STATUS_IN_TRANS:
+            self.tx_token = None
+
+    def after_pass_through(
+        self, sql: str, ok: bool, status: int, was_in_trans: int, token: str
+    ) -> None:
+        word = first_word(sql)
+        if word not in SETTINGS_SAFE:
+            self.settings_checked = False
+        if ok:
+            self.after_statement(status, was_in_trans, token)
+            if word == "USE":
+                self.database = _use_target(sql) or self.database
+
+    def check_settings(self, row: Sequence[bytes | None]) -> None:
+        """Validate (character_set_client, character_set_results, sql_mode)."""
+        client, results, mode = (None if v is None else v.decode("ascii", "replace") for v in row)
+        if client not in UTF8 or (results is not None and results not in UTF8):
+            raise MysqlError(
+                ER_CRYPTDB_SESSION,
+                "HY000",
+                "cryptdb: statements on encrypted tables need a UTF-8 connection: "
+                "SET NAMES utf8mb4",
+            )
+        bad = [m for m in UNSAFE_MODES if m in (mode or "").upper().split(",")]
+        if bad:
+            raise MysqlError(
+                ER_CRYPTDB_SESSION,
+                "HY000",
+                f"cryptdb: statements on encrypted tables do not support sql_mode {bad[0]}",
+            )
+        self.settings_checked = True
+
+
+def _use_target(sql: str) -> str | None:
+    try:
+        node = sqlglot.parse_one(sql, read="mysql")
+    except SqlglotError:
+        return None
+    return node.this.name if isinstance(node, exp.Use) and node.this is not None else None
