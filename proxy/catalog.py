@@ -42,6 +42,7 @@ class Catalog:
         self.audit_log = audit_log
         self.rewriter = Rewriter()
         self._version = -1
+        self._ident: tuple[int, ...] | None = None
         self._meta: dict[str, Any] = {}
         self.schema = Schema()
         self.crypto = Crypto(KeyCache(master.raw), self.schema)
@@ -51,10 +52,21 @@ class Catalog:
     # ---- reading ------------------------------------------------------------------------
 
     def current(self) -> Schema:
-        """The latest saved schema (cheap when nothing changed since the last call)."""
-        self.keystore.refresh()
-        if self.keystore.metadata_version != self._version:
-            self._reload()
+        """The latest saved schema: one stat() when the file did not change.
+
+        Every write replaces the file (rename), so a changed identity means a new version.
+        A schema a moment stale is safe anyway: peels are exactly-once on the backend, and
+        readers decode both sides of a peel."""
+        try:
+            st = os.stat(self.keystore.path)
+            ident = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        except OSError:
+            ident = None
+        if ident is None or ident != self._ident:
+            self.keystore.refresh()  # also re-checks the file's permissions
+            if self.keystore.metadata_version != self._version:
+                self._reload()
+            self._ident = ident
         return self.schema
 
     def _reload(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,13 +115,27 @@ class Session:
 
     def _plan(self, cat: Catalog, sql: str) -> Plan:
         schema = cat.current()
-        return cat.rewriter.plan(
-            sql,
-            schema=schema,
-            crypto=cat.crypto,
-            database=self.state.database,
-            current_read=self.state.current_read(self.status, schema.token),
-        )
+        try:
+            return cat.rewriter.plan(
+                sql,
+                schema=schema,
+                crypto=cat.crypto,
+                database=self.state.database,
+                current_read=self.state.current_read(self.status, schema.token),
+            )
+        except MysqlError:
+            raise
+        except Exception as e:
+            # A rewriter bug must not cost the client its connection, nor run the statement.
+            log.error(
+                "rewriter failed with %s (statement refused)\n%s",
+                type(e).__name__,
+                "".join(traceback.format_tb(e.__traceback__)),
+            )
+            raise execute.cryptdb_error(
+                execute.ER_CRYPTDB_SESSION,
+                "internal error while rewriting the statement; it was not executed",
+            ) from None
 
     async def _check_session(self, utf8: bool) -> None:
         """Encrypted statements assume utf8mb4 text and MariaDB's default literal syntax."""
