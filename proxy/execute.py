@@ -36,6 +36,7 @@ from proxy.protocol.codec import (
 from proxy.protocol.errors import BackendUnavailable, MysqlError
 from proxy.relay import relay_response
 from proxy.rewrite import Decoder, Execute, Peel, PeelFirst, Plan, ReadModifyWrite
+from proxy.rewrite.errors import ER_CRYPTDB_DECRYPT, ER_CRYPTDB_SESSION
 from proxy.stream import PacketStream
 
 if TYPE_CHECKING:
@@ -50,8 +51,6 @@ PLAN_ATTEMPTS = 4
 PEEL_LOCK_WAIT = 2  # seconds: a peel waiting on the client's own open transaction gives up
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_SP_DOES_NOT_EXIST = 1305
-ER_CRYPTDB_DECRYPT = 5003
-ER_CRYPTDB_SESSION = 5004
 
 
 __all__ = ["Plan", "execute", "read_modify_write", "run_peels"]

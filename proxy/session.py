@@ -20,6 +20,7 @@ from proxy.protocol.codec import parse_err
 from proxy.protocol.errors import BackendError, MysqlError
 from proxy.relay import relay_response
 from proxy.rewrite import Execute, PassThrough, PeelFirst, Plan, ReadModifyWrite
+from proxy.rewrite.errors import ER_CRYPTDB_SESSION
 from proxy.session_state import SessionState
 from proxy.stream import PacketStream
 
@@ -133,7 +134,7 @@ class Session:
                 "".join(traceback.format_tb(e.__traceback__)),
             )
             raise execute.cryptdb_error(
-                execute.ER_CRYPTDB_SESSION,
+                ER_CRYPTDB_SESSION,
                 "internal error while rewriting the statement; it was not executed",
             ) from None
 
@@ -141,7 +142,7 @@ class Session:
         """Encrypted statements assume utf8mb4 text and MariaDB's default literal syntax."""
         if not utf8:
             raise execute.cryptdb_error(
-                execute.ER_CRYPTDB_SESSION, "a statement on encrypted tables must be UTF-8 text"
+                ER_CRYPTDB_SESSION, "a statement on encrypted tables must be UTF-8 text"
             )
         if self.state.settings_checked:
             return
@@ -157,7 +158,7 @@ class Session:
             # The backend ran the DDL but the keystore did not take it (e.g. a full disk).
             log.error("schema change not recorded: %s", type(e).__name__)
             raise execute.cryptdb_error(
-                execute.ER_CRYPTDB_SESSION,
+                ER_CRYPTDB_SESSION,
                 "the schema change ran on the backend but could not be recorded in the "
                 "keystore; see the proxy log",
             ) from None

@@ -16,9 +16,9 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from proxy.protocol.errors import MysqlError
+from proxy.rewrite.errors import ER_CRYPTDB_SESSION
 
 STATUS_IN_TRANS = 0x0001
-ER_CRYPTDB_SESSION = 5004
 
 # The first keyword, after whitespace and comments (not /*! ... */, which has a keyword of
 # its own): enough to pick a statement's class, never to rewrite it.

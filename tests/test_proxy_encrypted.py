@@ -78,7 +78,7 @@ def test_refusals_are_errors_and_change_nothing(enc, encrypted_proxy, database) 
     rows(enc, "INSERT INTO p VALUES (1, 'x'), (2, 'y')")
     with pytest.raises(pymysql.err.OperationalError) as e:
         rows(enc, "SELECT b FROM p WHERE a < 2")
-    assert e.value.args[0] == 5001 and "p.a" in e.value.args[1] and "min=DET" in e.value.args[1]
+    assert e.value.args[0] == 7001 and "p.a" in e.value.args[1] and "min=DET" in e.value.args[1]
     with pytest.raises(pymysql.MySQLError) as e:
         rows(enc, "SELECT b FROM p WHERE a IN (SELECT a FROM p)")
     assert e.value.args[0] == 1235
@@ -93,7 +93,7 @@ def test_session_settings_are_checked(enc) -> None:
     rows(enc, "SET NAMES latin1")
     with pytest.raises(pymysql.MySQLError) as e:
         rows(enc, "SELECT c FROM t")
-    assert e.value.args[0] == 5004 and "SET NAMES utf8mb4" in e.value.args[1]
+    assert e.value.args[0] == 7004 and "SET NAMES utf8mb4" in e.value.args[1]
     rows(enc, "SET NAMES utf8mb4")
     rows(enc, "SET sql_mode = 'ANSI_QUOTES'")
     with pytest.raises(pymysql.MySQLError) as e:
@@ -126,7 +126,7 @@ def test_peel_blocked_by_own_transaction_is_refused(enc, encrypted_proxy, databa
     # refused after the short lock wait, the transaction itself untouched.
     with pytest.raises(pymysql.MySQLError) as e:
         rows(enc, "SELECT k FROM t WHERE c = 'delta'")
-    assert e.value.args[0] == 5004 and "COMMIT or ROLLBACK" in e.value.args[1]
+    assert e.value.args[0] == 7004 and "COMMIT or ROLLBACK" in e.value.args[1]
     assert rows(enc, "SELECT COUNT(*) FROM t") == [(4,)]
     enc.rollback()
     assert rows(enc, "SELECT COUNT(*) FROM t WHERE c = 'delta'") == [(0,)]

@@ -78,5 +78,5 @@ def test_unsafe_settings_are_refused(row: list[bytes]) -> None:
     s = SessionState()
     with pytest.raises(MysqlError) as e:
         s.check_settings(row)
-    assert e.value.code == 5004
+    assert e.value.code == 7004
     assert not s.settings_checked

@@ -9,8 +9,12 @@ from __future__ import annotations
 from proxy.protocol.errors import MysqlError
 
 ER_NOT_SUPPORTED_YET = 1235  # SQLSTATE 42000: "This version of MariaDB doesn't yet support"
-ER_CRYPTDB_POLICY = 5001  # our own: a column's policy forbids the layer a query needs
-ER_CRYPTDB_VALUE = 5002  # a constant that cannot be encrypted for its column
+# Our own codes. Not 5000-5029: MariaDB Connector/C (the mariadb CLI) reserves them for its
+# client-side errors and reports a server ERR carrying one as "malformed packet".
+ER_CRYPTDB_POLICY = 7001  # a column's policy forbids the layer a query needs
+ER_CRYPTDB_VALUE = 7002  # a constant that cannot be encrypted for its column
+ER_CRYPTDB_DECRYPT = 7003  # a stored value did not decrypt
+ER_CRYPTDB_SESSION = 7004  # the session cannot run the statement now (settings, locks)
 
 
 class Refusal(MysqlError):
