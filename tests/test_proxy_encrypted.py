@@ -145,3 +145,16 @@ def test_transaction_sees_a_peel_made_after_it_began(enc, encrypted_proxy, datab
         enc.commit()
     finally:
         other.close()
+
+
+def test_mariadb_cli_shows_refusals_and_plaintext(enc, encrypted_proxy, database) -> None:
+    from tests.test_proxy_clients import mariadb_cli
+
+    rows(enc, "CREATE TABLE p (a INT COMMENT 'cryptdb: min=DET', b VARCHAR(10))")
+    rows(enc, "INSERT INTO p VALUES (1, 'x'), (2, 'y')")
+    r = mariadb_cli(encrypted_proxy, "-D", database, "-e", "SELECT a, b FROM p WHERE a = 2")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["a\tb", "2\ty"]
+    r = mariadb_cli(encrypted_proxy, "-D", database, "-e", "SELECT b FROM p WHERE a < 2")
+    assert r.returncode == 1
+    assert "ERROR 7001 (HY000)" in r.stderr and "p.a refused by its policy (min=DET)" in r.stderr
