@@ -152,9 +152,13 @@ def test_mariadb_cli_shows_refusals_and_plaintext(enc, encrypted_proxy, database
 
     rows(enc, "CREATE TABLE p (a INT COMMENT 'cryptdb: min=DET', b VARCHAR(10))")
     rows(enc, "INSERT INTO p VALUES (1, 'x'), (2, 'y')")
+    # Without a UTF-8 locale the CLI defaults to latin1: refused, saying what to do.
     r = mariadb_cli(encrypted_proxy, "-D", database, "-e", "SELECT a, b FROM p WHERE a = 2")
+    assert r.returncode == 1 and "ERROR 7004" in r.stderr and "SET NAMES utf8mb4" in r.stderr
+    utf8 = ("--default-character-set=utf8mb4", "-D", database, "-e")
+    r = mariadb_cli(encrypted_proxy, *utf8, "SELECT a, b FROM p WHERE a = 2")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["a\tb", "2\ty"]
-    r = mariadb_cli(encrypted_proxy, "-D", database, "-e", "SELECT b FROM p WHERE a < 2")
+    r = mariadb_cli(encrypted_proxy, *utf8, "SELECT b FROM p WHERE a < 2")
     assert r.returncode == 1
     assert "ERROR 7001 (HY000)" in r.stderr and "p.a refused by its policy (min=DET)" in r.stderr
