@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 DDL = """CREATE TABLE r (
   id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -253,3 +255,28 @@ def _num(text: str) -> object:
         return (0, float(t))
     except ValueError:
         return (1, t)
+
+
+def same(plain: Any, enc: Any, ordered: bool) -> bool:
+    """Equal results: row counts, lists when ordered, multisets otherwise."""
+    if isinstance(plain, int) or isinstance(enc, int):
+        return plain == enc
+    if ordered:
+        return [tuple(r) for r in plain] == [tuple(r) for r in enc]
+    return Counter(map(tuple, plain)) == Counter(map(tuple, enc))
+
+
+def needles(values: set[str]) -> set[bytes]:
+    """Plaintext byte strings to look for: at least 5 bytes, so that random ciphertext
+    (about 1 MB scanned) matches one by chance with probability ~2**-20."""
+    out = set()
+    for v in values:
+        if len(v.encode()) >= 5:
+            out.add(v.encode())
+        try:
+            n = int(v)
+        except ValueError:
+            continue
+        out.add(n.to_bytes(8, "big", signed=True))
+        out.add(n.to_bytes(8, "little", signed=True))
+    return out

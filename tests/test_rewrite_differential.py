@@ -19,7 +19,7 @@ from pymysql.constants import CLIENT
 from proxy.devbackend import DevBackend
 from proxy.rewrite import Refusal
 from tests.rewrite_support import EncryptedRunner, connect, extra_database
-from tests.rewrite_workload import BIG, DDL, Workload
+from tests.rewrite_workload import BIG, DDL, Workload, needles, same
 from tests.udf_support import ensure_udfs
 
 STATEMENTS = 1000
@@ -55,14 +55,6 @@ def _encrypted(runner: EncryptedRunner, sql: str) -> tuple[str, Any]:
         return "error", e.args[0]
 
 
-def _same(plain: Any, enc: Any, ordered: bool) -> bool:
-    if isinstance(plain, int) or isinstance(enc, int):
-        return plain == enc
-    if ordered:
-        return [tuple(r) for r in plain] == [tuple(r) for r in enc]
-    return Counter(map(tuple, plain)) == Counter(map(tuple, enc))
-
-
 @pytest.fixture
 def plain(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
     conn = connect(backend, database, client_flag=CLIENT.FOUND_ROWS)
@@ -86,20 +78,20 @@ def test_differential(
             e_status, e_result = _encrypted(encrypted, st.sql)
             assert p_status == e_status, (st.sql, p_result, e_result)
             if p_status == "ok":
-                assert _same(p_result, e_result, st.ordered), (st.sql, p_result, e_result)
+                assert same(p_result, e_result, st.ordered), (st.sql, p_result, e_result)
             kinds[st.kind if p_status == "ok" else "error"] += 1
         elapsed = time.perf_counter() - start
         cur.execute("SELECT * FROM r ORDER BY id")
         final = cur.fetchall()
-    assert _same(final, encrypted.execute("SELECT * FROM r ORDER BY id"), True)
+    assert same(final, encrypted.execute("SELECT * FROM r ORDER BY id"), True)
     print(
         f"\nseed {seed}: {dict(kinds)} in {elapsed:.1f}s, {len(final)} rows, "
         f"peels {encrypted.peels}, cache {encrypted.rewriter.hits}/{encrypted.rewriter.misses}"
     )
     assert kinds["rows"] + kinds["ordered"] > STATEMENTS // 3
-    needles = _needles(work.used | {str(v) for v in BIG})
-    _scan_rows(encrypted, needles)
-    _scan_files(backend, encrypted, needles)
+    wanted = needles(work.used | {str(v) for v in BIG})
+    _scan_rows(encrypted, wanted)
+    _scan_files(backend, encrypted, wanted)
     # Control: the same scan finds the values in the plaintext copy.
     with plain.cursor() as cur:
         cur.execute("FLUSH TABLES r FOR EXPORT")
@@ -107,23 +99,7 @@ def test_differential(
             data = Path(backend.datadir, plain.db.decode(), "r.ibd").read_bytes()
         finally:
             cur.execute("UNLOCK TABLES")
-    assert any(n in data for n in needles)
-
-
-def _needles(values: set[str]) -> set[bytes]:
-    """Plaintext byte strings to look for: at least 5 bytes, so that random ciphertext
-    (about 1 MB scanned) matches one by chance with probability ~2**-20."""
-    out = set()
-    for v in values:
-        if len(v.encode()) >= 5:
-            out.add(v.encode())
-        try:
-            n = int(v)
-        except ValueError:
-            continue
-        out.add(n.to_bytes(8, "big", signed=True))
-        out.add(n.to_bytes(8, "little", signed=True))
-    return out
+    assert any(n in data for n in wanted)
 
 
 def _scan_rows(runner: EncryptedRunner, needles: set[bytes]) -> None:
