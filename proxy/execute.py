@@ -21,6 +21,8 @@ import aiomysql
 import pymysql
 from mysql_mimic.types import Capabilities
 
+from keystore import KeystoreError
+from keystore.files import InsecurePermissions
 from onion import InvalidCiphertext
 from proxy.protocol.codec import (
     end_of_rows,
@@ -240,8 +242,7 @@ async def run_peels(session: Session, plan: PeelFirst) -> None:
             await cur.execute(f"SET SESSION innodb_lock_wait_timeout = {PEEL_LOCK_WAIT}")
             for peel in plan.peels:
                 outcome = await _peel(conn, cur, session, peel)
-                catalog.apply([peel.op()])
-                catalog.audit(session.username, session.peer, peel, outcome)
+                _record(session, peel, outcome)
     except pymysql.err.MySQLError as e:
         code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
         # Never the server's message: it could quote the peel statement and its key.
@@ -263,6 +264,24 @@ async def run_peels(session: Session, plan: PeelFirst) -> None:
         ) from None
     finally:
         conn.close()
+
+
+def _record(session: Session, peel: Peel, outcome: str) -> None:
+    """Metadata and audit after the backend committed the peel. If the keystore cannot be
+    written, the backend's layers table still says the peel happened: the next statement
+    that needs it records it then ("already peeled")."""
+    assert session.catalog is not None
+    try:
+        session.catalog.apply([peel.op()])
+    except (KeystoreError, InsecurePermissions, OSError) as e:
+        log.error("onion adjustment %s not recorded: %s", peel.describe(), type(e).__name__)
+        raise cryptdb_error(
+            ER_CRYPTDB_SESSION, "the proxy's keystore cannot be written; see its log"
+        ) from None
+    try:
+        session.catalog.audit(session.username, session.peer, peel, outcome)
+    except OSError as e:
+        log.error("audit log not written for %s: %s", peel.describe(), type(e).__name__)
 
 
 async def _peel(conn: Any, cur: Any, session: Session, peel: Peel) -> str:

@@ -10,7 +10,8 @@ from typing import Any
 
 from pymysql.converters import escape_string
 
-from keystore import MasterKey
+from keystore import KeystoreError, MasterKey
+from keystore.files import InsecurePermissions
 from proxy import execute
 from proxy.backend import Backend, BackendAddress
 from proxy.catalog import Catalog
@@ -115,7 +116,14 @@ class Session:
         raise MysqlError(1105, "HY000", "cryptdb: onion adjustments did not settle; retry")
 
     def _plan(self, cat: Catalog, sql: str) -> Plan:
-        schema = cat.current()
+        try:
+            schema = cat.current()
+        except (KeystoreError, InsecurePermissions) as e:
+            # Damaged, replaced or loosened under us: refuse, keep serving, say where to look.
+            log.error("keystore %s: %s", cat.keystore.path, type(e).__name__)
+            raise execute.cryptdb_error(
+                ER_CRYPTDB_SESSION, "the proxy's keystore cannot be read; see its log"
+            ) from None
         try:
             return cat.rewriter.plan(
                 sql,

@@ -162,3 +162,26 @@ def test_mariadb_cli_shows_refusals_and_plaintext(enc, encrypted_proxy, database
     r = mariadb_cli(encrypted_proxy, *utf8, "SELECT b FROM p WHERE a < 2")
     assert r.returncode == 1
     assert "ERROR 7001 (HY000)" in r.stderr and "p.a refused by its policy (min=DET)" in r.stderr
+
+
+def test_broken_keystore_refuses_then_recovers(backend, tmp_path, database) -> None:
+    from tests.conftest import LOW_KDF, start_proxy, stop_proxy
+
+    ks_dir = tmp_path / "ks"
+    ks_dir.mkdir(mode=0o700)
+    p = start_proxy(backend, tmp_path / "p", extra=f"keystore = {ks_dir / 'keystore'}\n" + LOW_KDF)
+    try:
+        conn = p.connect(database, autocommit=True, charset="utf8mb4")
+        make_table(conn)
+        good = (ks_dir / "keystore").read_bytes()
+        (ks_dir / "keystore").write_bytes(b"garbage" * 40)
+        for sql in ("SELECT c FROM t", "SELECT 1"):  # unknown schema: nothing can be planned
+            with pytest.raises(pymysql.MySQLError) as e:
+                rows(conn, sql)
+            assert e.value.args[0] == 7004 and "keystore cannot be read" in e.value.args[1]
+        (ks_dir / "keystore").write_bytes(good)
+        assert rows(conn, "SELECT c FROM t WHERE k = 1") == [("alpha",)]
+        assert "garbage" not in p.log.read_text()
+        conn.close()
+    finally:
+        stop_proxy(p)
