@@ -38,6 +38,7 @@ class Ctx:
     peels: list[Peel] = field(default_factory=list)
     used: set[int] = field(default_factory=set)  # literal indexes bound through slots
     current_read: bool = False  # SELECTs read the latest rows (LOCK IN SHARE MODE)
+    sql: str = ""  # the statement as written, if given: result column names are taken from it
 
     def lit(self, node: exp.Expression) -> int:
         try:

@@ -150,8 +150,10 @@ def aggregate(
 
 
 def _items(
-    node: exp.Select, scope: Scope
+    node: exp.Select, scope: Scope, sql: str = ""
 ) -> list[tuple[exp.Expression | tuple[Source, Column], str]]:
+    """The select list, each item with its result column name as MariaDB gives it: the alias,
+    else a column's name as written (`A`, not the declared `a`), else the item's text."""
     items: list[tuple[exp.Expression | tuple[Source, Column], str]] = []
     for e in node.expressions:
         alias = None
@@ -167,10 +169,38 @@ def _items(
             items.extend(((s, c), c.name) for s in matched for c in s.table.columns)
         elif isinstance(e, exp.Column):
             src, col = scope.column(e, "field list")
-            items.append(((src, col), alias or col.name))
+            items.append(((src, col), alias or e.name))
         else:
-            items.append((e, alias or e.sql("mysql")))
+            items.append((e, alias or _written(e, sql) or e.sql("mysql")))
     return items
+
+
+def _written(e: exp.Expression, sql: str) -> str | None:
+    """A function call's text in `sql` (from its name's position through the matching
+    parenthesis, quotes respected): `count( x )` is named so by MariaDB, not `COUNT(x)`."""
+    start = e.meta.get("start") if e.meta else None
+    if not sql or start is None:
+        return None
+    depth, quote, i = 0, "", start
+    while i < len(sql):
+        ch = sql[i]
+        if quote:
+            if ch == "\\" and quote != "`":
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"`":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return sql[start : i + 1]
+            if depth < 0:
+                return None
+        i += 1
+    return None
 
 
 def _from(node: exp.Select, ctx: Ctx) -> tuple[Scope, list[Segment]]:
@@ -215,7 +245,7 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
         raise Unsupported("DISTINCT ON")
     scope, from_sql = _from(node, ctx)
     db = scope.sources[0].db
-    items = _items(node, scope)
+    items = _items(node, scope, ctx.sql)
     group = node.args.get("group")
     group_cols: list[tuple[Source, Column]] = []
     if group is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlglot import exp
@@ -23,7 +24,7 @@ from sqlglot import exp
 from onion import new_iv
 from proxy.rewrite.errors import Unsupported, out_of_range
 from proxy.rewrite.insert import default_values, null_values, onion_values, only
-from proxy.rewrite.literals import column_value
+from proxy.rewrite.literals import _number, column_value
 from proxy.rewrite.plan import (
     Binder,
     ColRef,
@@ -216,7 +217,7 @@ class RmwSpec:
         others = b.render(self.others)
         cond = b.render(self.cond) if self.cond is not None else None
         col = self.ref[2]
-        k = column_value(col, b.lits[self.delta[0]], self.delta[1], store=True)
+        k = _delta(col, b.lits[self.delta[0]], self.delta[1])
         read = self.reader.make(b.crypto)
         cc = b.crypto.column(*self.ref)
 
@@ -232,6 +233,13 @@ class RmwSpec:
             return _rmw_update(self.table_sql, col, cc, new, others, cond)
 
         return ReadModifyWrite(select_sql, finish)
+
+
+def _delta(col: Column, lit: Any, negate: bool) -> int | Decimal:
+    """k of `c = c + k` exactly, as MariaDB adds it: neither rounded to the column's scale nor
+    range-checked (u - 1 on an UNSIGNED column); only the sum is stored, so only it is."""
+    d = _number(col, lit, negate)
+    return int(d) if d == d.to_integral_value() else d
 
 
 def _checked(col: Column, v: Any) -> Any:
