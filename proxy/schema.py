@@ -124,6 +124,7 @@ class Column:
     bits: int = 64
     precision: int = 0
     scale: int = 0
+    unsigned: bool = False  # DECIMAL UNSIGNED (integers: kind uint)
     length: int = 0  # CHAR/VARCHAR length in characters; 0 for TEXT types
     text: str = ""  # "char", "varchar", "text", "tinytext", "mediumtext", "longtext"
     fsp: int = 0  # DATETIME fractional digits

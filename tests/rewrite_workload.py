@@ -196,8 +196,14 @@ class Workload:
         for c in r.sample(INSERTABLE, r.randint(1, 3)):
             roll = r.random()
             if c in ("a", "b", "h", "u", "d") and roll < 0.45:
-                k = "1.25" if c == "d" else str(r.randint(1, 5))
-                op = "+" if c == "u" else r.choice(["+", "-"])
+                # Deltas are added exactly, the sum rounded to the column's scale.
+                if c == "d":
+                    k = r.choice(["1.25", "0.005"])
+                elif c in ("a", "b") and r.random() < 0.2:
+                    k = "1.5"
+                else:
+                    k = str(r.randint(1, 5))
+                op = "+" if c == "u" else r.choice(["+", "-"])  # u - k: see ERRORS (proxy)
                 sets.append(f"{c} = {c} {op} {k}")
             else:
                 sets.append(f"{c} = {self.value(c, nullable=c != 'b')}")

@@ -95,3 +95,62 @@ def test_result_names_as_written() -> None:
     assert names(sql, sql) == ["COUNT(`p(q`)", "MAX( `p(q` )"]
     # Without the text (a caller that does not pass it): sqlglot's spelling.
     assert names("SELECT count( `d` ) , Sum(d) FROM r", "") == ["COUNT(`d`)", "SUM(d)"]
+
+
+META_DDL = (
+    "CREATE TABLE q (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, a INT, b BIGINT NOT NULL, "
+    "u SMALLINT UNSIGNED, t TINYINT UNSIGNED, m MEDIUMINT, mu MEDIUMINT UNSIGNED, "
+    "bu BIGINT UNSIGNED, d DECIMAL(8,2), du DECIMAL(8,2) UNSIGNED, z DECIMAL(5,0), "
+    "dt DATETIME(3), dd DATE, s VARCHAR(10), sb VARCHAR(10) COLLATE utf8mb4_bin, "
+    "c CHAR(5) NOT NULL DEFAULT '', tx TEXT, p INT COMMENT 'cryptdb: plain', "
+    "UNIQUE KEY ua (a), KEY kdt (dt, m))"
+)
+META_QUERIES = [
+    "SELECT * FROM q",
+    "SELECT id, a AS z1, x.b, x.du, x.z FROM q AS x",
+    "SELECT MIN(id), MAX(b), MIN(d), MAX(dt), MIN(u), MAX(dd), MIN(p), MAX(du) FROM q",
+    "SELECT SUM(a), SUM(b), SUM(u), SUM(t), SUM(m), SUM(mu), SUM(bu), SUM(d), SUM(du), SUM(z), "
+    "SUM(p) FROM q",
+    "SELECT AVG(a), AVG(t), AVG(bu), AVG(du), AVG(m), AVG(mu), AVG(z), AVG(p) FROM q",
+    "SELECT COUNT(*), COUNT(a), COUNT(DISTINCT b) FROM q",
+]
+
+
+def test_result_metadata_is_mariadbs(both) -> None:
+    """Result column definitions as MariaDB sends them for the plaintext table: lengths of
+    unsigned and DECIMAL(p, 0) columns, SUM / AVG precision, MIN / MAX nullable and without
+    a table, key flags, BINARY for binary collations (charset: the utf8mb4 results)."""
+    plain, runner = both
+    with plain.cursor() as cur:
+        cur.execute("SET NAMES utf8mb4")
+        cur.execute(META_DDL)
+        runner.execute(META_DDL)
+        for sql in META_QUERIES:
+            cur.execute(sql)
+            want = [
+                (f.name, f.table_name, f.org_table, f.org_name, f.type_code, f.length, f.flags,
+                 f.scale, f.charsetnr, bool(f.db))
+                for f in cur._result.fields
+            ]  # fmt: skip
+            runner.execute(sql)  # peels what it needs
+            plan = runner.plan(sql)
+            got = [
+                (d.name.decode(), d.table.decode(), d.org_table.decode(), d.org_name.decode(),
+                 d.type, d.length, d.flags, d.decimals, d.charset, bool(d.schema))
+                for d in plan.decoder.definitions()
+            ]  # fmt: skip
+            assert got == want, sql
+
+
+def test_decimal_unsigned_keeps_its_range(both) -> None:
+    """DECIMAL UNSIGNED was stored as signed: -1 went in, `du - 5` went below zero."""
+    plain, runner = both
+    for sql in [
+        "CREATE TABLE v (id INT AUTO_INCREMENT PRIMARY KEY, du DECIMAL(6,2) UNSIGNED)",
+        "INSERT INTO v (du) VALUES (1.5)",
+        "INSERT INTO v (du) VALUES (-1)",
+        "UPDATE v SET du = du - 5",
+        "UPDATE v SET du = du - 1",
+        "SELECT du FROM v",
+    ]:
+        _same(plain, runner, sql)

@@ -71,6 +71,7 @@ def column_from_def(cd: exp.ColumnDef, cid: int) -> tuple[Column, Policy, list[s
         col.kind = Kind.DECIMAL.value
         col.precision = params[0] if params else 10
         col.scale = params[1] if len(params) > 1 else 0
+        col.unsigned = t is exp.DataType.Type.UDECIMAL
         ColumnType(kind=Kind.DECIMAL, precision=col.precision, scale=col.scale)
     elif t in _TEXTS:
         col.kind, col.text = Kind.STRING.value, _TEXTS[t]

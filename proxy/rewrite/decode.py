@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -21,22 +21,36 @@ from onion import InvalidCiphertext
 from onion.encoding import Kind
 from proxy.protocol.codec import ColumnDefinition, make_text_row
 from proxy.rewrite.context import Crypto
-from proxy.schema import Column
+from proxy.schema import Column, Table
 
 Reader = Callable[[Sequence[Any]], Any]
 
 # MySQL column types and flags (include/mysql_com.h)
 T_TINY, T_SHORT, T_LONG, T_LONGLONG, T_INT24 = 1, 2, 3, 8, 9
 T_DATE, T_DATETIME, T_NEWDECIMAL, T_BLOB, T_VAR_STRING, T_STRING = 10, 12, 246, 252, 253, 254
-NOT_NULL_FLAG, BLOB_FLAG, UNSIGNED_FLAG, BINARY_FLAG, NUM_FLAG = 1, 16, 32, 128, 32768
+NOT_NULL_FLAG, PRI_KEY_FLAG, UNIQUE_KEY_FLAG, MULTIPLE_KEY_FLAG = 1, 2, 4, 8
+BLOB_FLAG, UNSIGNED_FLAG, BINARY_FLAG, AUTO_INCREMENT_FLAG = 16, 32, 128, 512
+NO_DEFAULT_VALUE_FLAG, PART_KEY_FLAG, NUM_FLAG = 4096, 16384, 32768
 CHARSET_BINARY, CHARSET_UTF8MB4_CI, CHARSET_UTF8MB4_BIN = 63, 45, 46
-_INT_TYPES = {
-    8: (T_TINY, 4),
-    16: (T_SHORT, 6),
-    24: (T_INT24, 9),
-    32: (T_LONG, 11),
-    64: (T_LONGLONG, 20),
+_INT_TYPES = {  # bits: (type, display width signed, unsigned)
+    8: (T_TINY, 4, 3),
+    16: (T_SHORT, 6, 5),
+    24: (T_INT24, 9, 8),
+    32: (T_LONG, 11, 10),
+    64: (T_LONGLONG, 20, 20),
 }
+NOT_FIXED_DEC = 39  # MariaDB's decimals for a string-valued expression
+
+
+def int_digits(col: Column) -> int:
+    """An integer column's decimal precision (MariaDB's decimal_precision())."""
+    _, signed, unsigned = _INT_TYPES.get(col.bits, _INT_TYPES[64])
+    return unsigned if col.kind == Kind.UINT else signed - 1
+
+
+def decimal_length(precision: int, scale: int, unsigned: bool = False) -> int:
+    """Display width of DECIMAL(precision, scale): digits, point, sign."""
+    return precision + (1 if scale else 0) + (0 if unsigned else 1)
 
 
 @dataclass(frozen=True)
@@ -49,9 +63,11 @@ class OutCol:
     decimals: int = 0
     flags: int = 0
     charset: int = CHARSET_BINARY
-    table: str = ""
+    table: str = ""  # as the statement names it (an alias)
     org_name: str = ""
     fsp: int = 0
+    org_table: str | None = None  # None: same as table
+    expression: bool = False  # an aggregate: no database, table or column of origin
 
     def definition(self, schema: str = "") -> ColumnDefinition:
         return ColumnDefinition(
@@ -61,9 +77,9 @@ class OutCol:
             flags=self.flags,
             decimals=self.decimals,
             charset=self.charset,
-            schema=schema.encode(),
+            schema=b"" if self.expression else schema.encode(),
             table=self.table.encode(),
-            org_table=self.table.encode(),
+            org_table=(self.table if self.org_table is None else self.org_table).encode(),
             org_name=self.org_name.encode(),
         )
 
@@ -91,27 +107,39 @@ class OutCol:
         return str(value).encode()
 
 
-def column_out(col: Column, name: str, table: str) -> OutCol:
-    """Result metadata of a plaintext column, from the schema."""
+def column_out(col: Column, name: str, table: str, source: Table | None = None) -> OutCol:
+    """Result metadata of a plaintext column, from the schema, with the flags MariaDB sends
+    for a column of `source` (a table; NUM is the client library's, not on the wire). Text is
+    reported in utf8mb4 (the session's results charset), a binary collation by BINARY_FLAG,
+    as MariaDB does. `table` is the name the statement uses (an alias)."""
     flags = 0 if col.nullable else NOT_NULL_FLAG
+    org_table = None
+    if source is not None:
+        flags |= _key_flags(col, source)
+        org_table = source.name
     k = col.kind
     if k in (Kind.INT, Kind.UINT):
-        code, length = _INT_TYPES.get(col.bits, (T_LONGLONG, 20))
-        flags |= NUM_FLAG | (UNSIGNED_FLAG if k == Kind.UINT else 0)
-        return OutCol(name, code, length, 0, flags, CHARSET_BINARY, table, col.name)
+        code, signed, unsigned = _INT_TYPES.get(col.bits, _INT_TYPES[64])
+        length = unsigned if k == Kind.UINT else signed
+        flags |= UNSIGNED_FLAG if k == Kind.UINT else 0
+        return OutCol(name, code, length, 0, flags, CHARSET_BINARY, table, col.name, 0, org_table)
     if k == Kind.DECIMAL:
         return OutCol(
             name,
             T_NEWDECIMAL,
-            col.precision + 2,
+            decimal_length(col.precision, col.scale, col.unsigned),
             col.scale,
-            flags | NUM_FLAG,
+            flags | (UNSIGNED_FLAG if col.unsigned else 0),
             CHARSET_BINARY,
             table,
             col.name,
+            0,
+            org_table,
         )
     if k == Kind.DATE:
-        return OutCol(name, T_DATE, 10, 0, flags | BINARY_FLAG, CHARSET_BINARY, table, col.name)
+        return OutCol(
+            name, T_DATE, 10, 0, flags | BINARY_FLAG, CHARSET_BINARY, table, col.name, 0, org_table
+        )
     if k == Kind.DATETIME:
         return OutCol(
             name,
@@ -123,21 +151,58 @@ def column_out(col: Column, name: str, table: str) -> OutCol:
             table,
             col.name,
             col.fsp,
+            org_table,
         )
-    charset = CHARSET_UTF8MB4_BIN if col.binary_collation() else CHARSET_UTF8MB4_CI
+    flags |= BINARY_FLAG if col.binary_collation() else 0
+    charset = CHARSET_UTF8MB4_CI
     if col.text == "char":
-        return OutCol(name, T_STRING, 4 * col.length, 0, flags, charset, table, col.name)
-    if col.text == "varchar":
-        return OutCol(name, T_VAR_STRING, 4 * col.length, 0, flags, charset, table, col.name)
-    return OutCol(name, T_BLOB, 4 * 65535, 0, flags | BLOB_FLAG, charset, table, col.name)
+        code, length = T_STRING, 4 * col.length
+    elif col.text == "varchar":
+        code, length = T_VAR_STRING, 4 * col.length
+    else:
+        code, length, flags = T_BLOB, 4 * 65535, flags | BLOB_FLAG
+    return OutCol(name, code, length, 0, flags, charset, table, col.name, 0, org_table)
+
+
+def _key_flags(col: Column, table: Table) -> int:
+    """The flags MariaDB derives from keys and defaults (sql/table.cc)."""
+    flags = 0
+    for ix in table.indexes:
+        if col.id not in ix.columns:
+            continue
+        flags |= PART_KEY_FLAG
+        if ix.primary:
+            flags |= PRI_KEY_FLAG
+        elif ix.columns[0] == col.id:
+            unique = ix.unique and len(ix.columns) == 1
+            flags |= UNIQUE_KEY_FLAG if unique else MULTIPLE_KEY_FLAG
+    if col.auto_increment:
+        flags |= AUTO_INCREMENT_FLAG
+    elif not col.nullable and not col.has_default:
+        flags |= NO_DEFAULT_VALUE_FLAG
+    return flags
+
+
+def min_max_out(col: Column, name: str) -> OutCol:
+    """MIN(c) / MAX(c): c's type, nullable (no rows: NULL), no table, BINARY for numbers and
+    dates, as MariaDB describes them."""
+    oc = column_out(col, name, "")
+    text = col.kind == Kind.STRING
+    flags = (0 if text else BINARY_FLAG) | (oc.flags & UNSIGNED_FLAG)
+    decimals = NOT_FIXED_DEC if text else oc.decimals
+    return replace(
+        oc, flags=flags, decimals=decimals, table="", org_name="", org_table="", expression=True
+    )
 
 
 def count_out(name: str) -> OutCol:
-    return OutCol(name, T_LONGLONG, 21, 0, NOT_NULL_FLAG | NUM_FLAG | BINARY_FLAG)
+    return OutCol(name, T_LONGLONG, 21, 0, NOT_NULL_FLAG | BINARY_FLAG, expression=True)
 
 
 def decimal_out(name: str, precision: int, scale: int) -> OutCol:
-    return OutCol(name, T_NEWDECIMAL, precision + 2, scale, NUM_FLAG)
+    """SUM / AVG: DECIMAL(precision, scale), nullable."""
+    length = decimal_length(precision, scale)
+    return OutCol(name, T_NEWDECIMAL, length, scale, BINARY_FLAG, expression=True)
 
 
 # ---- readers: how one plaintext value is made from backend columns ------------------------

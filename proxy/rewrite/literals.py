@@ -158,7 +158,7 @@ def _decimal_value(col: Column, lit: Lit, negate: bool, store: bool) -> Decimal:
     r = d.quantize(q, rounding=ROUND_HALF_UP) if abs(d) < Decimal(10) ** 66 else d
     if r != d and not store:
         raise bad_constant(col.name, "more fractional digits than the column's scale")
-    if abs(r) >= Decimal(10) ** (col.precision - col.scale) or (col.kind == Kind.UINT and r < 0):
+    if abs(r) >= Decimal(10) ** (col.precision - col.scale) or (col.unsigned and r < 0):
         if store:
             raise out_of_range(col.name)
         raise bad_constant(col.name, "outside the column's range")

@@ -30,6 +30,8 @@ from proxy.rewrite.decode import (
     column_out,
     count_out,
     decimal_out,
+    int_digits,
+    min_max_out,
 )
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.insert import only
@@ -125,8 +127,10 @@ def aggregate(
         if col.kind not in (Kind.INT, Kind.UINT, Kind.DECIMAL):
             raise Unsupported(f"{e.key.upper()} of a non-numeric column")
         avg = isinstance(e, exp.Avg)
-        scale = col.scale + (4 if avg else 0)
-        oc = decimal_out(name, min(65, col.precision or 20) + 22, scale)
+        digits = col.precision if col.kind == Kind.DECIMAL else int_digits(col)
+        # MariaDB: SUM is DECIMAL(p + 22, s), AVG DECIMAL(p + 4, s + 4) (div_precision_increment)
+        scale = min(col.scale + 4, 38) if avg else col.scale
+        oc = decimal_out(name, min(65, digits + (4 if avg else 22)), scale)
         if col.plain:
             fn = "AVG(" if avg else "SUM("
             return ReaderSpec("decimal", (out.add([fn, src.col(col.plain_name), ")"]),)), oc
@@ -140,7 +144,7 @@ def aggregate(
     fn = "MIN(" if isinstance(e, exp.Min) else "MAX("
     if e.expressions:
         raise Unsupported("MIN/MAX with several arguments")
-    oc = column_out(col, name, src.alias)
+    oc = min_max_out(col, name)
     if col.plain:
         return ReaderSpec("plain", (out.add([fn, src.col(col.plain_name), ")"]),), ref), oc
     if col.kind == Kind.STRING:
@@ -262,7 +266,7 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             if grouped and e not in group_cols:
                 raise Unsupported(f"column {e[1].name} neither grouped nor aggregated")
             readers.append(column_reader(ctx, out, e[0], e[1], det_only))
-            out.columns.append(column_out(e[1], name, e[0].alias))
+            out.columns.append(column_out(e[1], name, e[0].alias, e[0].table))
             out.sources.append(e)
         elif isinstance(e, AGGREGATES):
             r, oc = aggregate(e, name, ctx, scope, out)
