@@ -163,6 +163,18 @@ def test_concurrent_ddl_on_both(a, b, backend, database) -> None:
     assert len(backend_tables) == 6 and all(t.startswith("t_") for t in backend_tables)
 
 
+def test_transaction_on_a_sees_a_peel_made_by_b(a, b, encrypted_proxy, database) -> None:
+    """A's open transaction has a snapshot from before B's peel: A reads the latest rows."""
+    _make(a)
+    a.begin()
+    assert q(a, "SELECT COUNT(*) FROM t") == [(4,)]  # the snapshot is taken here
+    assert q(b, "SELECT k FROM t WHERE c = 'beta'") == [(2,)]  # B peels c's Eq onion
+    assert q(a, "SELECT k FROM t WHERE c = 'gamma'") == [(3,)]
+    assert q(a, "SELECT COUNT(DISTINCT c) FROM t") == [(4,)]
+    a.commit()
+    assert audit(encrypted_proxy, database) == [("t", "c", "eq", "RND", "DET", "peeled")]
+
+
 RACES = [  # (first query of its kind on a column, its rows, the peel it needs)
     ("SELECT id FROM t WHERE k = 2 ORDER BY id", [(2,), (4,)], ("k", "eq", "RND", "DET")),
     ("SELECT k FROM t WHERE c = 'gamma'", [(3,)], ("c", "eq", "RND", "DET")),
