@@ -18,7 +18,14 @@ from mysql_mimic.types import Capabilities
 from proxy import auth
 from proxy.backend import Backend, BackendAddress
 from proxy.keys import KeyGate, choose_key
+from proxy.prepared import BinaryResults, Statements
 from proxy.protocol import errors
+from proxy.protocol.binary import (
+    BinaryProtocolError,
+    make_prepare_ok,
+    param_definition,
+    parse_execute,
+)
 from proxy.protocol.codec import end_of_rows, is_eof, make_err, make_ok, parse_eof
 from proxy.protocol.errors import BackendError, BackendUnavailable, ClientProtocolError, MysqlError
 from proxy.protocol.framing import MAX_PACKET
@@ -60,9 +67,9 @@ STATUS_AUTOCOMMIT = 0x0002
 
 COM_QUIT, COM_INIT_DB, COM_QUERY, COM_FIELD_LIST = 0x01, 0x02, 0x03, 0x04
 COM_STATISTICS, COM_PING, COM_SET_OPTION, COM_RESET_CONNECTION = 0x09, 0x0E, 0x1B, 0x1F
-COM_STMT_PREPARE, COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE = 0x16, 0x18, 0x19
-# Commands the server answers with nothing at all: answering them would desynchronize.
-SILENT_COMMANDS = frozenset({COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE})
+COM_STMT_PREPARE, COM_STMT_EXECUTE, COM_STMT_SEND_LONG_DATA = 0x16, 0x17, 0x18
+COM_STMT_CLOSE, COM_STMT_RESET, COM_STMT_FETCH = 0x19, 0x1A, 0x1C
+ER_WRONG_ARGUMENTS = (1210, "HY000")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,9 +107,18 @@ class ClientConnection:
             COM_PING: self._forward,
             COM_SET_OPTION: self._set_option,
             COM_RESET_CONNECTION: self._reset_connection,
-            COM_STMT_PREPARE: self._refuse_prepare,
+            COM_STMT_PREPARE: self._stmt_prepare,
+            COM_STMT_EXECUTE: self._stmt_execute,
+            COM_STMT_RESET: self._stmt_reset,
+            COM_STMT_FETCH: self._stmt_fetch,
             COM_QUIT: self._quit,
         }
+        # Commands the server answers with nothing at all: answering would desynchronize.
+        self._silent: dict[int, Callable[[bytes], None]] = {
+            COM_STMT_SEND_LONG_DATA: self._stmt_long_data,
+            COM_STMT_CLOSE: self._stmt_close,
+        }
+        self.statements = Statements()
 
     async def run(self) -> None:
         try:
@@ -286,7 +302,9 @@ class ClientConnection:
             if not payload:
                 raise ClientProtocolError("empty command packet")
             command = payload[0]
-            if command in SILENT_COMMANDS:
+            silent = self._silent.get(command)
+            if silent is not None:
+                silent(payload)
                 continue
             handler = self._handlers.get(command)
             try:
@@ -354,14 +372,65 @@ class ClientConnection:
     async def _reset_connection(self, payload: bytes) -> bool:
         await self._session.backend.reset()
         self._session.state.reset()
+        self.statements.clear()
         self.stream.write(make_ok(status=STATUS_AUTOCOMMIT))
         return True
 
-    async def _refuse_prepare(self, payload: bytes) -> bool:
+    # -- prepared statements (emulated: proxy.prepared) -----------------------------------
+
+    async def _stmt_prepare(self, payload: bytes) -> bool:
+        stmt_id, p = self.statements.prepare(payload[1:])
+        params = len(p.slots)
+        # The result's columns are known only once it runs: announced as none, sent with
+        # each execution's result set, as for a statement whose metadata changed.
+        self.stream.write(make_prepare_ok(stmt_id, 0, params))
+        if params:
+            for _ in range(params):
+                self.stream.write(param_definition())
+            if not self.capabilities & C.CLIENT_DEPRECATE_EOF:
+                self.stream.write(
+                    end_of_rows(self.capabilities, status=self._session.status, warnings=0)
+                )
+        return True
+
+    async def _stmt_execute(self, payload: bytes) -> bool:
+        if len(payload) < 10:
+            raise MysqlError(*ER_WRONG_ARGUMENTS, "Incorrect arguments to mysqld_stmt_execute")
+        p = self.statements.get(int.from_bytes(payload[1:5], "little"), "mysqld_stmt_execute")
+        try:
+            ex = parse_execute(payload, len(p.slots), p.types, p.long_data)
+        except BinaryProtocolError:
+            raise MysqlError(
+                *ER_WRONG_ARGUMENTS, "Incorrect arguments to mysqld_stmt_execute"
+            ) from None
+        finally:
+            p.long_data.clear()
+        query = bytes((COM_QUERY,)) + p.bind(ex.values)
+        results = BinaryResults(self.stream, bool(self.capabilities & C.CLIENT_DEPRECATE_EOF))
+        await self._session.query(results, query)  # type: ignore[arg-type]
+        return True
+
+    def _stmt_long_data(self, payload: bytes) -> None:
+        if len(payload) < 7:
+            return
+        p = self.statements.find(int.from_bytes(payload[1:5], "little"))
+        if p is not None:
+            param = int.from_bytes(payload[5:7], "little")
+            p.long_data[param] = p.long_data.get(param, b"") + payload[7:]
+
+    def _stmt_close(self, payload: bytes) -> None:
+        self.statements.close(int.from_bytes(payload[1:5], "little"))
+
+    async def _stmt_reset(self, payload: bytes) -> bool:
+        p = self.statements.get(int.from_bytes(payload[1:5], "little"), "mysqld_stmt_reset")
+        p.long_data.clear()
+        self.stream.write(make_ok(status=self._session.status))
+        return True
+
+    async def _stmt_fetch(self, payload: bytes) -> bool:
         raise MysqlError(
-            *errors.ER_UNSUPPORTED_PS,
-            "server-side prepared statements are not supported by the proxy; "
-            "use client-side parameter binding",
+            *errors.ER_NOT_SUPPORTED_YET,
+            "cursors on prepared statements are not supported by the proxy",
         )
 
     async def _quit(self, payload: bytes) -> bool:

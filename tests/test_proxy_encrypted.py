@@ -185,3 +185,22 @@ def test_broken_keystore_refuses_then_recovers(backend, tmp_path, database) -> N
         conn.close()
     finally:
         stop_proxy(p)
+
+
+def test_prepared_statements_on_encrypted_tables(enc, encrypted_proxy, database) -> None:
+    make_table(enc)
+    conn = encrypted_proxy.connector(database, charset="utf8mb4")
+    try:
+        cur = conn.cursor(prepared=True)
+        cur.execute("INSERT INTO t (k, c, d) VALUES (?, ?, ?)", (7, "it's ?", Decimal("7.25")))
+        conn.commit()
+        cur.execute("SELECT id, c, d FROM t WHERE k = ?", (7,))
+        assert cur.fetchall() == [(4, "it's ?", Decimal("7.25"))]
+        cur.execute("SELECT c FROM t WHERE k BETWEEN ? AND ? ORDER BY c", (2, 7))
+        assert cur.fetchall() == [("beta",), ("gamma",), ("it's ?",)]
+        cur.execute("SELECT SUM(d) FROM t WHERE k > ?", (0,))
+        assert cur.fetchall() == [(Decimal("6.50"),)]
+    finally:
+        conn.close()
+    # The backend saw ciphertext only.
+    assert rows(enc, "SELECT COUNT(*) FROM t WHERE c = %s", ("it's ?",)) == [(1,)]
