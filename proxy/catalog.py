@@ -33,6 +33,59 @@ from proxy.schema import Schema
 
 log = logging.getLogger(__name__)
 SAVE_ATTEMPTS = 5
+PEEL_GATE_WAIT = 5.0  # seconds a peel waits for this process's in-flight writes
+
+
+class PeelBusy(Exception):
+    """In-flight writes did not finish in time for a peel to start."""
+
+
+class PeelGate:
+    """Writes that encrypt values for an onion's current layer are planned and executed
+    inside `write()`; a peel runs inside `peel()`, alone. Otherwise a write planned while an
+    onion is at RND could land after the peel committed, leaving an RND value in a column
+    recorded as DET. This orders the writes and peels of one proxy process; across proxies
+    the same race remains open (docs/rewrite.md). Peels are rare: waiting peels go first."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._writers = 0
+        self._peeling = False
+        self._waiting = 0
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[None]:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._peeling and not self._waiting)
+            self._writers += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._writers -= 1
+                self._cond.notify_all()
+
+    @asynccontextmanager
+    async def peel(self, timeout: float = PEEL_GATE_WAIT) -> AsyncIterator[None]:
+        async with self._cond:
+            self._waiting += 1
+            try:
+                await asyncio.wait_for(
+                    self._cond.wait_for(lambda: not self._peeling and not self._writers),
+                    timeout,
+                )
+            except TimeoutError:
+                raise PeelBusy() from None
+            finally:
+                self._waiting -= 1
+                self._cond.notify_all()
+            self._peeling = True
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._peeling = False
+                self._cond.notify_all()
 
 
 class Catalog:
@@ -47,6 +100,7 @@ class Catalog:
         self.schema = Schema()
         self.crypto = Crypto(KeyCache(master.raw), self.schema)
         self._local_ddl = asyncio.Lock()
+        self.peel_gate = PeelGate()
         self._reload()
 
     # ---- reading ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from mysql_mimic.types import Capabilities
 from keystore import KeystoreError
 from keystore.files import InsecurePermissions
 from onion import InvalidCiphertext
+from proxy.catalog import PeelBusy
 from proxy.protocol.codec import (
     end_of_rows,
     is_eof,
@@ -220,6 +221,17 @@ async def run_peels(session: Session, plan: PeelFirst) -> None:
     a ROLLBACK on the client's connection must never undo a peel the metadata recorded."""
     catalog = session.catalog
     assert catalog is not None
+    try:
+        async with catalog.peel_gate.peel():
+            await _run_peels(session, plan)
+    except PeelBusy:
+        raise cryptdb_error(
+            ER_CRYPTDB_SESSION,
+            "an onion adjustment this statement needs waits on writes still running; retry",
+        ) from None
+
+
+async def _run_peels(session: Session, plan: PeelFirst) -> None:
     address = session.address
     try:
         conn = await aiomysql.connect(

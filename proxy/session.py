@@ -80,6 +80,7 @@ class Session:
             sql, utf8 = payload[1:].decode("utf-8", "replace"), False
         state = self.state
         ddl = state.may_change_schema(sql)
+        writes = state.may_write(sql)
         for _ in range(execute.PLAN_ATTEMPTS):
             if ddl:
                 async with cat.ddl_lock():
@@ -88,6 +89,15 @@ class Session:
                         await self._check_session(utf8)
                         if await execute.execute(self, client, plan):
                             self._save(cat, plan.ops)
+                        return
+            elif writes:
+                # Planned and run with no peel in between (proxy.catalog.PeelGate).
+                async with cat.peel_gate.write():
+                    plan = self._plan(cat, sql)
+                    if not isinstance(plan, PeelFirst | PassThrough) and not (
+                        isinstance(plan, Execute) and plan.ops
+                    ):
+                        await self._run(client, plan, utf8)
                         return
             else:
                 plan = self._plan(cat, sql)
@@ -104,16 +114,22 @@ class Session:
             if isinstance(plan, Execute) and plan.ops:
                 ddl = True  # a schema change not foreseen by the cheap check: plan it locked
                 continue
-            token = cat.schema.token
-            in_trans = self.status & execute.STATUS_IN_TRANS
-            if isinstance(plan, ReadModifyWrite):
-                await execute.read_modify_write(self, client, plan)
-            else:
-                assert isinstance(plan, Execute)
-                await execute.execute(self, client, plan)
-            state.after_statement(self.status, in_trans, token)
+            await self._run(client, plan, utf8)
             return
         raise MysqlError(1105, "HY000", "cryptdb: onion adjustments did not settle; retry")
+
+    async def _run(self, client: PacketStream, plan: Plan, utf8: bool) -> None:
+        """An Execute without schema ops, or a ReadModifyWrite."""
+        assert self.catalog is not None
+        await self._check_session(utf8)
+        token = self.catalog.schema.token
+        in_trans = self.status & execute.STATUS_IN_TRANS
+        if isinstance(plan, ReadModifyWrite):
+            await execute.read_modify_write(self, client, plan)
+        else:
+            assert isinstance(plan, Execute)
+            await execute.execute(self, client, plan)
+        self.state.after_statement(self.status, in_trans, token)
 
     def _plan(self, cat: Catalog, sql: str) -> Plan:
         try:

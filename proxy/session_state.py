@@ -24,6 +24,7 @@ STATUS_IN_TRANS = 0x0001
 # its own): enough to pick a statement's class, never to rewrite it.
 _FIRST_WORD = re.compile(r"(?:\s+|/\*(?!!).*?\*/|(?:--\s|#)[^\n]*(?:\n|$))*(\w+)", re.S)
 SCHEMA_CHANGING = frozenset({"CREATE", "DROP", "ALTER", "TRUNCATE", "RENAME"})
+WRITING = frozenset({"INSERT", "UPDATE", "REPLACE"})  # statements that store ciphertexts
 # Statements after which the character sets and sql_mode are still what they were. Anything
 # else (SET, CALL, ...) could change them: they are read again before the next encrypted one.
 SETTINGS_SAFE = frozenset(
@@ -55,6 +56,9 @@ class SessionState:
 
     def may_change_schema(self, sql: str) -> bool:
         return first_word(sql) in SCHEMA_CHANGING
+
+    def may_write(self, sql: str) -> bool:
+        return first_word(sql) in WRITING
 
     def current_read(self, status: int, token: str) -> bool:
         """Inside a transaction begun before the schema last changed (a peel), consistent

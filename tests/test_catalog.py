@@ -84,3 +84,40 @@ def test_audit_log_is_private_json_lines(keystore, tmp_path: Path) -> None:
         ("bob", "RND", "DET", "already peeled"),
     ]
     assert all(e["table"] == "t" and e["column"] == "x" and e["time"] for e in lines)
+
+
+def test_peel_gate_orders_writes_and_peels() -> None:
+    import asyncio
+
+    from proxy.catalog import PeelBusy, PeelGate
+
+    async def main() -> list[str]:
+        gate, log = PeelGate(), []
+
+        async def write(name: str, hold: float) -> None:
+            async with gate.write():
+                log.append(f"{name} start")
+                await asyncio.sleep(hold)
+                log.append(f"{name} end")
+
+        async def peel() -> None:
+            async with gate.peel():
+                log.append("peel")
+                await asyncio.sleep(0.05)
+
+        first = asyncio.create_task(write("w1", 0.1))
+        await asyncio.sleep(0.01)
+        peeling = asyncio.create_task(peel())
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(write("w2", 0))  # waits: a peel is pending
+        await asyncio.gather(first, peeling, second)
+        # A peel that cannot start in time gives up and lets writes go on.
+        async with gate.write():
+            try:
+                async with gate.peel(timeout=0.05):
+                    log.append("never")
+            except PeelBusy:
+                log.append("busy")
+        return log
+
+    assert asyncio.run(main()) == ["w1 start", "w1 end", "peel", "w2 start", "w2 end", "busy"]

@@ -246,14 +246,19 @@ def _wait_for_lock_waits(backend: DevBackend, n: int) -> None:
             time.sleep(0.15)
 
 
-@pytest.mark.xfail(
-    reason="a write planned while an onion is at RND and executed after a concurrent peel "
-    "committed stores an RND value in a column recorded as DET (equality misses the row, "
-    "reading the column fails with 7003): nothing makes writes verify the layers they assume",
+CROSS_PROXY_RACE = pytest.mark.xfail(
+    reason="across proxies, a write planned while an onion is at RND and executed after "
+    "another proxy's peel committed stores an RND value in a column recorded as DET "
+    "(equality misses the row, reading the column fails with 7003). Within one proxy the "
+    "PeelGate orders writes and peels; across proxies nothing does yet (docs/rewrite.md)",
     raises=AssertionError,
     strict=True,
 )
-@pytest.mark.parametrize("writer", ["other proxy", "same proxy"])
+
+
+@pytest.mark.parametrize(
+    "writer", [pytest.param("other proxy", marks=CROSS_PROXY_RACE), "same proxy"]
+)
 def test_write_planned_before_a_peel_lands_after_it(
     a, b, backend, encrypted_proxy, database, writer
 ) -> None:
@@ -276,7 +281,10 @@ def test_write_planned_before_a_peel_lands_after_it(
         threads[0].start()
         _wait_for_lock_waits(backend, 1)  # the peel waits on the holder
         threads[1].start()
-        _wait_for_lock_waits(backend, 2)  # the INSERT waits on the peel
+        if writer == "other proxy":
+            _wait_for_lock_waits(backend, 2)  # the INSERT waits on the peel
+        else:
+            time.sleep(0.5)  # the INSERT waits on this proxy's PeelGate, before planning
         holder.commit()  # the peel goes on and commits, then the INSERT is let in
         for t in threads:
             t.join(timeout=30)
