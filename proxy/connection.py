@@ -36,6 +36,7 @@ from proxy.protocol.handshake import (
     make_handshake_v10,
     parse_handshake_response,
 )
+from proxy.rewrite.decode import column_out
 from proxy.session import Session
 from proxy.stream import ConnectionClosed, PacketStream
 
@@ -350,6 +351,8 @@ class ClientConnection:
 
     async def _field_list(self, payload: bytes) -> bool:
         """COM_FIELD_LIST (the mariadb CLI's auto-rehash): definitions, then EOF."""
+        if self._encrypted_field_list(payload):
+            return True
         backend = self._session.backend
         backend.send(payload)
         while True:
@@ -362,6 +365,27 @@ class ClientConnection:
                 self.stream.write(end_of_rows(self.capabilities, status=status, warnings=warnings))
                 return True
             self.stream.write(pkt)
+
+    def _encrypted_field_list(self, payload: bytes) -> bool:
+        """An encrypted table's plaintext columns, from the schema (the backend only knows
+        `t_<id>`); False for any other table."""
+        session = self._session
+        if session.catalog is None:
+            return False
+        name = payload[1:].split(b"\0", 1)[0].decode("utf-8", "replace")
+        database = session.state.database
+        try:
+            table = session.catalog.current().table(database, name)
+        except Exception:  # noqa: BLE001 - an unreadable keystore: let the backend answer
+            return False
+        if table is None:
+            return False
+        for col in table.columns:
+            out = column_out(col, col.name, table.name, table)
+            # COM_FIELD_LIST definitions end with the column's default: not shown (NULL).
+            self.stream.write(out.definition(database or "").encode() + b"\xfb")
+        self.stream.write(end_of_rows(self.capabilities, status=session.status, warnings=0))
+        return True
 
     async def _statistics(self, payload: bytes) -> bool:
         backend = self._session.backend

@@ -85,7 +85,9 @@ class SessionState:
     def check_settings(self, row: Sequence[bytes | None]) -> None:
         """Validate (character_set_client, character_set_results, sql_mode)."""
         client, results, mode = (None if v is None else v.decode("ascii", "replace") for v in row)
-        if client not in UTF8 or (results is not None and results not in UTF8):
+        # Results: decrypted text is sent as utf8mb4; a utf8mb3 client would need MariaDB's
+        # conversion ('?' outside the BMP), which the proxy does not imitate.
+        if client not in UTF8 or (results is not None and results != "utf8mb4"):
             raise MysqlError(
                 ER_CRYPTDB_SESSION,
                 "HY000",

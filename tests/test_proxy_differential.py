@@ -144,12 +144,8 @@ def _metadata(cur: Any, sql: str) -> list[tuple[Any, ...]]:
 
 
 def _name(name: str) -> str:
-    """A column's name exactly; an aggregate's without case, spaces and backticks: the
-    rewriter names it as written only when given the statement text (Ctx.sql), which
-    proxy/rewrite/dispatch.py does not pass yet (test_aggregate_named_as_written)."""
-    if "(" not in name:
-        return name
-    return name.lower().replace("`", "").replace(" ", "")
+    """A column's name exactly, aggregates included (named as the statement spells them)."""
+    return name
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -188,12 +184,6 @@ def test_columns_named_as_written(encrypted_proxy: ProxyProcess, encrypted_db: s
     assert _names(encrypted_proxy, encrypted_db, sql) == ["A", "b", "Q"]
 
 
-@pytest.mark.xfail(
-    reason="proxy/rewrite/dispatch.py does not pass the statement's text to the rewriters "
-    "(Ctx(..., sql=sql)), so select.py names aggregates in sqlglot's spelling (COUNT(a))",
-    raises=AssertionError,
-    strict=True,
-)
 def test_aggregate_named_as_written(encrypted_proxy: ProxyProcess, encrypted_db: str) -> None:
     sql = "SELECT count( a ), Sum(`b`), max(A) FROM n"
     assert _names(encrypted_proxy, encrypted_db, sql) == ["count( a )", "Sum(`b`)", "max(A)"]

@@ -1,5 +1,6 @@
 """Differences from a direct connection that the end-to-end tests found in the session layer
-(proxy/session_state.py, proxy/connection.py), kept as strict xfails until fixed."""
+(proxy/session_state.py, proxy/connection.py), fixed: utf8mb3 result sets are refused with
+advice, COM_FIELD_LIST of an encrypted table is answered from the schema."""
 
 from __future__ import annotations
 
@@ -37,13 +38,6 @@ def copies(
         yield enc_db, database
 
 
-@pytest.mark.xfail(
-    reason="proxy/session_state.py accepts character_set_results=utf8mb3, but the decoder "
-    "always sends utf8mb4 (charset 45, 4-byte characters): MariaDB converts to utf8mb3 "
-    "(charset 33, '?' for characters outside the BMP)",
-    raises=AssertionError,
-    strict=True,
-)
 def test_utf8mb3_results(
     backend: DevBackend, encrypted_proxy: ProxyProcess, copies: tuple[str, str]
 ) -> None:
@@ -83,12 +77,6 @@ def _field_list(conn: pymysql.Connection, table: str) -> list[tuple[str, int]] |
         return e.args[0]
 
 
-@pytest.mark.xfail(
-    reason="proxy/connection.py forwards COM_FIELD_LIST: the backend has no table t "
-    "(it holds t_<id>), so the client gets 1146 instead of t's columns",
-    raises=AssertionError,
-    strict=True,
-)
 def test_field_list_of_an_encrypted_table(
     backend: DevBackend, encrypted_proxy: ProxyProcess, copies: tuple[str, str]
 ) -> None:

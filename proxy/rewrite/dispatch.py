@@ -126,7 +126,7 @@ class Rewriter:
         if sc.executable_comment:
             raise Unsupported("executable comments (/*! ... */)")
         lit_index, lits, mapped = _map_literals(node, sc)
-        ctx = Ctx(schema, database, crypto, lit_index, current_read=current_read)
+        ctx = Ctx(schema, database, crypto, lit_index, current_read=current_read, sql=sql)
         template = handler(node, ctx=ctx)
         if ctx.peels:
             return PeelFirst(list(ctx.peels)), lits, False
