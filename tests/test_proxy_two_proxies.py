@@ -251,7 +251,9 @@ CROSS_PROXY_RACE = pytest.mark.xfail(
     "another proxy's peel committed stores an RND value in a column recorded as DET "
     "(equality misses the row, reading the column fails with 7003). Within one proxy the "
     "PeelGate orders writes and peels; across proxies nothing does yet (docs/rewrite.md)",
-    raises=AssertionError,
+    # Also the set-up's errors: on a loaded CI machine the lock-wait choreography can miss
+    # its 1.6 s window, which must not turn a known bug into a red build.
+    raises=(AssertionError, RuntimeError, TimeoutError),
     strict=True,
 )
 
