@@ -204,3 +204,25 @@ def test_prepared_statements_on_encrypted_tables(enc, encrypted_proxy, database)
         conn.close()
     # The backend saw ciphertext only.
     assert rows(enc, "SELECT COUNT(*) FROM t WHERE c = %s", ("it's ?",)) == [(1,)]
+
+
+def test_plain_table_of_the_same_name_elsewhere_passes_through(
+    enc, encrypted_proxy, backend, database
+) -> None:
+    from tests.rewrite_support import extra_database
+
+    make_table(enc)
+    with extra_database(backend, "plain") as other:
+        conn = encrypted_proxy.connect(other, autocommit=True, charset="utf8mb4")
+        try:
+            rows(conn, "CREATE TABLE IF NOT EXISTS t_plain_marker (x INT)")
+            with backend.admin() as a, a.cursor() as cur:
+                cur.execute(f"CREATE TABLE `{other}`.t (id INT, c VARCHAR(5))")
+                cur.execute(f"INSERT INTO `{other}`.t VALUES (1, 'p')")
+            assert rows(conn, "SELECT c FROM t WHERE id = 1") == [("p",)]  # plain, elsewhere
+            assert rows(conn, f"SELECT c FROM `{database}`.t WHERE k = 1") == [("alpha",)]
+            with pytest.raises(pymysql.MySQLError) as e:
+                rows(conn, f"HANDLER `{database}`.t OPEN")  # opaque and names it: refused
+            assert e.value.args[0] == 1235
+        finally:
+            conn.close()
