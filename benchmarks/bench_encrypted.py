@@ -1,0 +1,168 @@
+"""Encrypted OLTP: the sysbench oltp_read_write table and statements, measured three ways in
+one run — direct MariaDB, through the proxy on a plaintext table (pass-through), and through
+the proxy on the same table created encrypted — printed as ratios.
+
+Workloads: `point` (primary-key point selects) and `mix` (one transaction: 10 point selects,
+a BETWEEN range, SUM over a range, ORDER BY c over a range, DISTINCT c over a range,
+UPDATE k = k + 1, UPDATE c, DELETE and INSERT of the same id). 1 and 4 client processes.
+Warm-up first: the first query on each column peels an onion, which is not what is timed.
+`BENCH_SECONDS` (default 3) sets each measurement's length; `KINDS=point` runs one workload.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+KINDS = os.environ.get("KINDS", "point,mix").split(",")
+ROWS = 10_000
+DDL = (
+    "CREATE TABLE sbtest1 (id INTEGER NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+    "k INTEGER DEFAULT 0 NOT NULL, c CHAR(120) DEFAULT '' NOT NULL, "
+    "pad CHAR(60) DEFAULT '' NOT NULL, INDEX k_1 (k))"
+)
+RANGES = (
+    "SELECT c FROM sbtest1 WHERE id BETWEEN %s AND %s",
+    "SELECT SUM(k) FROM sbtest1 WHERE id BETWEEN %s AND %s",
+    "SELECT c FROM sbtest1 WHERE id BETWEEN %s AND %s ORDER BY c",
+    "SELECT DISTINCT c FROM sbtest1 WHERE id BETWEEN %s AND %s ORDER BY c",
+)
+
+
+def _c(r: random.Random) -> str:
+    return "-".join(f"{r.randint(0, 10**10):011d}" for _ in range(10))[:119]
+
+
+def point(cur: Any, r: random.Random) -> None:
+    cur.execute("SELECT c FROM sbtest1 WHERE id = %s", (r.randint(1, ROWS),))
+    cur.fetchall()
+
+
+def mix(cur: Any, r: random.Random) -> None:
+    cur.execute("BEGIN")
+    for _ in range(10):
+        point(cur, r)
+    a = r.randint(1, ROWS - 100)
+    for sql in RANGES:
+        cur.execute(sql, (a, a + 99))
+        cur.fetchall()
+    cur.execute("UPDATE sbtest1 SET k = k + 1 WHERE id = %s", (r.randint(1, ROWS),))
+    cur.execute("UPDATE sbtest1 SET c = %s WHERE id = %s", (_c(r), r.randint(1, ROWS)))
+    j = r.randint(1, ROWS)
+    cur.execute("DELETE FROM sbtest1 WHERE id = %s", (j,))
+    cur.execute(
+        "INSERT INTO sbtest1 (id, k, c, pad) VALUES (%s, %s, %s, %s)",
+        (j, r.randint(1, ROWS), _c(r), "p" * 59),
+    )
+    cur.execute("COMMIT")
+
+
+WORKLOADS = {"point": point, "mix": mix}
+
+
+def _connect(port: int, db: str) -> pymysql.Connection:
+    return pymysql.connect(
+        host="127.0.0.1", port=port, user=DEMO_USER, password=DEMO_PASSWORD, database=db,
+        charset="utf8mb4", autocommit=True,
+    )  # fmt: skip
+
+
+def _worker(port: int, db: str, kind: str, seconds: float, seed: int, out: mp.Queue) -> None:
+    try:
+        conn = _connect(port, db)
+        cur, r, fn = conn.cursor(), random.Random(seed), WORKLOADS[kind]
+        n, end = 0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            fn(cur, r)
+            n += 1
+        out.put(n / seconds)
+        conn.close()
+    except Exception as e:  # the parent must not wait forever on a dead worker
+        out.put(e)
+
+
+def measure(port: int, db: str, kind: str, conns: int, seconds: float = SECONDS) -> float:
+    out: mp.Queue = mp.Queue()
+    procs = [
+        mp.Process(target=_worker, args=(port, db, kind, seconds, seed, out))
+        for seed in range(conns)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    for x in results:
+        if isinstance(x, Exception):
+            raise x
+    return float(sum(results))
+
+
+def load(conn: pymysql.Connection) -> None:
+    r = random.Random(1)
+    with conn.cursor() as cur:
+        cur.execute(DDL)
+        for base in range(0, ROWS, 100):
+            rows = ", ".join(
+                f"({base + i + 1}, {r.randint(1, ROWS)}, '{_c(r)}', '{'p' * 59}')"
+                for i in range(100)
+            )
+            cur.execute(f"INSERT INTO sbtest1 (id, k, c, pad) VALUES {rows}")
+
+
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.conftest import LOW_KDF, start_proxy, stop_proxy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        backend = DevBackend(Path(tmp) / "db")
+        backend.start()
+        proxy = None
+        try:
+            with backend.admin() as a, a.cursor() as cur:
+                cur.execute("CREATE DATABASE plain")
+                cur.execute("CREATE DATABASE enc")
+            ks = Path(tmp) / "ks"
+            ks.mkdir(mode=0o700)
+            proxy = start_proxy(
+                backend, Path(tmp) / "proxy", extra=f"keystore = {ks / 'keystore'}\n" + LOW_KDF
+            )
+            for port, db, label in ((backend.port, "plain", "plaintext"),
+                                    (proxy.port, "enc", "encrypted")):  # fmt: skip
+                start = time.perf_counter()
+                load(_connect(port, db))
+                print(f"load {ROWS} rows {label}: {time.perf_counter() - start:.1f} s")
+            measure(proxy.port, "enc", "mix", 1, seconds=1.0)  # warm-up: peels, plan cache
+            print(
+                f"{'workload':<8} {'conns':>5} {'direct/s':>9} {'pass/s':>8} {'enc/s':>8} "
+                f"{'enc/pass':>8} {'enc/dir':>8} {'pass/dir':>8}"
+            )
+            for kind in KINDS:
+                for conns in (1, 4):
+                    d = measure(backend.port, "plain", kind, conns)
+                    p = measure(proxy.port, "plain", kind, conns)
+                    e = measure(proxy.port, "enc", kind, conns)
+                    print(
+                        f"{kind:<8} {conns:>5} {d:>9.0f} {p:>8.0f} {e:>8.0f} {e / p:>8.2f} "
+                        f"{e / d:>8.2f} {p / d:>8.2f}",
+                        flush=True,
+                    )
+        finally:
+            if proxy is not None:
+                stop_proxy(proxy)
+            backend.stop()
+
+
+if __name__ == "__main__":
+    main()
