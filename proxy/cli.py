@@ -51,6 +51,9 @@ def _optional_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ign
     install.add_argument("--defaults-file", type=Path, required=True, help="[client] credentials")
     install.add_argument("--plugin-dir", type=Path, help="the server's plugin dir as seen here")
     install.set_defaults(func=_udf_install)
+    from proxy.leakage_cli import add_subcommand as add_leakage
+
+    add_leakage(sub)
     from backup.cli import add_subcommands as add_backup
     from keystore.cli import add_subcommands as add_keystore
 
