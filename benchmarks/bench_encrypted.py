@@ -11,7 +11,6 @@ Warm-up first: the first query on each column peels an onion, which is not what 
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import random
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 
 import pymysql
 
+from benchmarks.clients import run_clients
 from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
@@ -78,35 +78,19 @@ def _connect(port: int, db: str) -> pymysql.Connection:
     )  # fmt: skip
 
 
-def _worker(port: int, db: str, kind: str, seconds: float, seed: int, out: mp.Queue) -> None:
-    try:
-        conn = _connect(port, db)
-        cur, r, fn = conn.cursor(), random.Random(seed), WORKLOADS[kind]
-        n, end = 0, time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            fn(cur, r)
-            n += 1
-        out.put(n / seconds)
-        conn.close()
-    except Exception as e:  # the parent must not wait forever on a dead worker
-        out.put(e)
+def _client(port: int, db: str, kind: str, seconds: float, seed: int) -> float:
+    conn = _connect(port, db)
+    cur, r, fn = conn.cursor(), random.Random(seed), WORKLOADS[kind]
+    n, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        fn(cur, r)
+        n += 1
+    conn.close()
+    return n / seconds
 
 
 def measure(port: int, db: str, kind: str, conns: int, seconds: float = SECONDS) -> float:
-    out: mp.Queue = mp.Queue()
-    procs = [
-        mp.Process(target=_worker, args=(port, db, kind, seconds, seed, out))
-        for seed in range(conns)
-    ]
-    for p in procs:
-        p.start()
-    results = [out.get() for _ in procs]
-    for p in procs:
-        p.join()
-    for x in results:
-        if isinstance(x, Exception):
-            raise x
-    return float(sum(results))
+    return run_clients(_client, [(port, db, kind, seconds, seed) for seed in range(conns)])
 
 
 def load(conn: pymysql.Connection) -> None:

@@ -7,7 +7,6 @@ bottleneck; the proxy is a separate `cryptdb serve` process, as in production.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import tempfile
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pymysql
 
+from benchmarks.clients import run_clients
 from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
@@ -24,7 +24,7 @@ QUERIES = {
 }
 
 
-def _worker(port: int, sql: str, seconds: float, out: mp.Queue) -> None:
+def _client(port: int, sql: str, seconds: float) -> float:
     conn = pymysql.connect(
         host="127.0.0.1", port=port, user=DEMO_USER, password=DEMO_PASSWORD, database="bench"
     )
@@ -38,21 +38,12 @@ def _worker(port: int, sql: str, seconds: float, out: mp.Queue) -> None:
             cur.execute(sql, (i,) if args_needed else None)
             cur.fetchall()
         n += 50
-    out.put(n / seconds)
     conn.close()
+    return n / seconds
 
 
 def measure(port: int, sql: str, connections: int) -> float:
-    out: mp.Queue = mp.Queue()
-    procs = [
-        mp.Process(target=_worker, args=(port, sql, SECONDS, out)) for _ in range(connections)
-    ]
-    for p in procs:
-        p.start()
-    total = sum(out.get() for _ in procs)
-    for p in procs:
-        p.join()
-    return total
+    return run_clients(_client, [(port, sql, SECONDS)] * connections)
 
 
 def main() -> None:

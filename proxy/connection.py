@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from mysql_mimic.types import Capabilities
 
+from keystore import KeystoreError
+from keystore.files import InsecurePermissions
 from proxy import auth
 from proxy.backend import Backend, BackendAddress
 from proxy.keys import KeyGate, choose_key
@@ -376,7 +378,7 @@ class ClientConnection:
         database = session.state.database
         try:
             table = session.catalog.current().table(database, name)
-        except Exception:  # noqa: BLE001 - an unreadable keystore: let the backend answer
+        except (KeystoreError, InsecurePermissions):  # unreadable: the backend answers
             return False
         if table is None:
             return False

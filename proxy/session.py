@@ -22,7 +22,7 @@ from proxy.protocol.errors import BackendError, MysqlError
 from proxy.relay import relay_response
 from proxy.rewrite import Execute, PassThrough, PeelFirst, Plan, ReadModifyWrite
 from proxy.rewrite.errors import ER_CRYPTDB_SESSION
-from proxy.session_state import SessionState
+from proxy.session_state import SCHEMA_CHANGING, WRITING, SessionState, first_word
 from proxy.stream import PacketStream
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ class Session:
             # Planned only to see what it touches: passed through, or refused.
             sql, utf8 = payload[1:].decode("utf-8", "replace"), False
         state = self.state
-        ddl = state.may_change_schema(sql)
-        writes = state.may_write(sql)
+        word = first_word(sql)  # the statement's class, once: this is the hot path
+        ddl, writes = word in SCHEMA_CHANGING, word in WRITING
         for _ in range(execute.PLAN_ATTEMPTS):
             if ddl:
                 async with cat.ddl_lock():
@@ -105,7 +105,7 @@ class Session:
                 token = cat.schema.token
                 in_trans = self.status & execute.STATUS_IN_TRANS
                 ok = await self.forward(client, payload)
-                state.after_pass_through(sql, ok, self.status, in_trans, token)
+                state.after_pass_through(sql, ok, self.status, in_trans, token, word=word)
                 return
             await self._check_session(utf8)
             if isinstance(plan, PeelFirst):

@@ -72,9 +72,15 @@ class SessionState:
             self.tx_token = None
 
     def after_pass_through(
-        self, sql: str, ok: bool, status: int, was_in_trans: int, token: str
+        self,
+        sql: str,
+        ok: bool,
+        status: int,
+        was_in_trans: int,
+        token: str,
+        word: str | None = None,
     ) -> None:
-        word = first_word(sql)
+        word = first_word(sql) if word is None else word
         if word not in SETTINGS_SAFE:
             self.settings_checked = False
         if ok:

@@ -17,12 +17,16 @@ import pytest
 
 from keystore.files import write_private
 from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, REPO, DevBackend, free_port
+from tests.rewrite_support import EncryptedRunner, connect, extra_database
+from tests.udf_support import ensure_udfs
 
 
 @pytest.fixture(scope="session")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevBackend]:
     server = DevBackend(tmp_path_factory.mktemp("mariadb"))
     server.start()
+    # Built and (re)loaded once per run: every encrypted test needs them.
+    ensure_udfs(server)
     try:
         yield server
     finally:
@@ -45,16 +49,18 @@ def database(backend: DevBackend) -> Iterator[str]:
 @pytest.fixture
 def direct(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
     """A PyMySQL connection straight to MariaDB (the plaintext side of an oracle)."""
-    conn = pymysql.connect(
-        host="127.0.0.1",
-        port=backend.port,
-        user=DEMO_USER,
-        password=DEMO_PASSWORD,
-        database=database,
-        autocommit=True,
-    )
+    conn = connect(backend, database)
     yield conn
     conn.close()
+
+
+@pytest.fixture
+def encrypted(backend: DevBackend) -> Iterator[EncryptedRunner]:
+    """The rewriter executed straight on MariaDB (no proxy) in a database of its own."""
+    with extra_database(backend) as name:
+        runner = EncryptedRunner(backend, name)
+        yield runner
+        runner.close()
 
 
 @dataclass

@@ -59,6 +59,28 @@ def extra_database(backend: DevBackend, prefix: str = "enc") -> Iterator[str]:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
+def plain_outcome(cur: Any, sql: str) -> object:
+    """Rows (a list) or the affected-row count on a plaintext connection, ("error", code)
+    when MariaDB refuses: one side of a differential comparison."""
+    try:
+        cur.execute(sql)
+        return list(cur.fetchall()) if cur.description else cur.rowcount
+    except pymysql.MySQLError as e:
+        return ("error", e.args[0])
+
+
+def encrypted_outcome(runner: EncryptedRunner, sql: str) -> object:
+    """The same for the rewriter's side (refusals are errors with their code too)."""
+    from proxy.protocol.errors import MysqlError
+
+    try:
+        return runner.execute(sql)
+    except pymysql.MySQLError as e:
+        return ("error", e.args[0])
+    except MysqlError as e:
+        return ("error", e.code)
+
+
 class EncryptedRunner:
     """Executes plaintext SQL through the rewriter against an encrypted database."""
 

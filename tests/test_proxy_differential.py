@@ -26,7 +26,6 @@ from proxy.devbackend import DevBackend
 from tests.conftest import ProxyProcess
 from tests.rewrite_support import connect, extra_database
 from tests.rewrite_workload import BIG, DDL, Workload, needles, same
-from tests.udf_support import ensure_udfs
 
 SEEDS = [101, 102, 103, 104, 105]
 STATEMENTS = 1000  # per seed, plus ERRORS every ERROR_EVERY statements
@@ -98,10 +97,6 @@ CONSTRUCTS = {
 }
 COVERED: Counter[str] = Counter()  # over the seeds that ran ("statements": seeds)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _udfs(backend: DevBackend) -> None:
-    ensure_udfs(backend)
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from keystore.files import write_private
 from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
 from tests.conftest import ProxyProcess
 from tests.rewrite_support import connect, extra_database
-from tests.udf_support import ensure_udfs
 
 DDL = (
     "CREATE TABLE sbtest1 (id INTEGER NOT NULL AUTO_INCREMENT PRIMARY KEY, "
@@ -105,10 +104,6 @@ class Oltp:
         out.append(("COMMIT", False))
         return out
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _udfs(backend: DevBackend) -> None:
-    ensure_udfs(backend)
 
 
 @pytest.fixture

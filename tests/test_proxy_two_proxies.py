@@ -16,14 +16,12 @@ import pytest
 from proxy.devbackend import DevBackend
 from tests.conftest import LOW_KDF, ProxyProcess, start_proxy, stop_proxy
 from tests.rewrite_support import connect
-from tests.udf_support import ensure_udfs
 
 
 @pytest.fixture(scope="module")
 def proxy_b(
     backend: DevBackend, encrypted_proxy: ProxyProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    ensure_udfs(backend)
     encrypted_proxy.connect(None).close()  # the first login creates the keystore, on A
     ks = encrypted_proxy.keystore  # type: ignore[attr-defined]
     p = start_proxy(

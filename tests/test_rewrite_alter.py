@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pymysql
-import pytest
 from pymysql.constants import CLIENT
 
 from proxy.devbackend import DevBackend
-from tests.rewrite_support import EncryptedRunner, connect, extra_database
-from tests.udf_support import ensure_udfs
+from tests.rewrite_support import EncryptedRunner, connect, encrypted_outcome, plain_outcome
 
 SCRIPT = [
     "CREATE TABLE r (id INT AUTO_INCREMENT PRIMARY KEY, a INT, s VARCHAR(10) COLLATE utf8mb4_bin)",
@@ -34,29 +29,13 @@ SCRIPT = [
 ]
 
 
-@pytest.fixture
-def encrypted(backend: DevBackend) -> Iterator[EncryptedRunner]:
-    ensure_udfs(backend)
-    with extra_database(backend) as name:
-        runner = EncryptedRunner(backend, name)
-        yield runner
-        runner.close()
-
 
 def test_alter_script(backend: DevBackend, database: str, encrypted: EncryptedRunner) -> None:
     plain = connect(backend, database, client_flag=CLIENT.FOUND_ROWS)
     try:
         with plain.cursor() as cur:
             for sql in SCRIPT:
-                try:
-                    cur.execute(sql)
-                    expected: object = list(cur.fetchall()) if cur.description else cur.rowcount
-                except pymysql.MySQLError as e:
-                    expected = ("error", e.args[0])
-                try:
-                    got: object = encrypted.execute(sql)
-                except pymysql.MySQLError as e:
-                    got = ("error", e.args[0])
+                expected, got = plain_outcome(cur, sql), encrypted_outcome(encrypted, sql)
                 if isinstance(expected, list) and isinstance(got, list):
                     if "ORDER BY" not in sql:
                         expected, got = sorted(expected, key=repr), sorted(got, key=repr)

@@ -18,24 +18,12 @@ from pymysql.constants import CLIENT
 
 from proxy.devbackend import DevBackend
 from proxy.rewrite import Refusal
-from tests.rewrite_support import EncryptedRunner, connect, extra_database
+from tests.rewrite_support import EncryptedRunner, connect
 from tests.rewrite_workload import BIG, DDL, Workload, needles, same
-from tests.udf_support import ensure_udfs
 
 STATEMENTS = 1000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _udfs(backend: DevBackend) -> None:
-    ensure_udfs(backend)
-
-
-@pytest.fixture
-def encrypted(backend: DevBackend) -> Iterator[EncryptedRunner]:
-    with extra_database(backend) as name:
-        runner = EncryptedRunner(backend, name)
-        yield runner
-        runner.close()
 
 
 def _plain(cur: Any, sql: str) -> tuple[str, Any]:

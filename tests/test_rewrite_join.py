@@ -11,8 +11,7 @@ from pymysql.constants import CLIENT
 
 from proxy.devbackend import DevBackend
 from proxy.rewrite import Refusal
-from tests.rewrite_support import DryRunner, EncryptedRunner, connect, extra_database
-from tests.udf_support import ensure_udfs
+from tests.rewrite_support import DryRunner, EncryptedRunner, connect
 
 DDL = [
     "CREATE TABLE cust (id INT AUTO_INCREMENT PRIMARY KEY, cid INT COMMENT 'cryptdb: join=cust',"
@@ -68,14 +67,6 @@ def statements(rng: random.Random, n: int) -> Iterator[tuple[str, bool]]:
         else:
             yield f"SELECT COUNT(*), MAX(o.day) FROM cust c {join} orders o ON {on}{where}", False
 
-
-@pytest.fixture
-def encrypted(backend: DevBackend) -> Iterator[EncryptedRunner]:
-    ensure_udfs(backend)
-    with extra_database(backend) as name:
-        runner = EncryptedRunner(backend, name)
-        yield runner
-        runner.close()
 
 
 def test_equi_joins(backend: DevBackend, database: str, encrypted: EncryptedRunner) -> None:

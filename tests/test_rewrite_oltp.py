@@ -4,14 +4,11 @@ compared with the same statement on a plaintext copy, inside BEGIN ... COMMIT.""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
-import pytest
 from pymysql.constants import CLIENT
 
 from proxy.devbackend import DevBackend
-from tests.rewrite_support import EncryptedRunner, connect, extra_database
-from tests.udf_support import ensure_udfs
+from tests.rewrite_support import EncryptedRunner, connect
 
 DDL = (
     "CREATE TABLE sbtest1 (id INTEGER NOT NULL AUTO_INCREMENT, k INTEGER DEFAULT '0' NOT NULL, "
@@ -65,14 +62,6 @@ def transaction(rng: random.Random, size: int) -> list[tuple[str, bool]]:
     out.append(("COMMIT", False))
     return out
 
-
-@pytest.fixture
-def encrypted(backend: DevBackend) -> Iterator[EncryptedRunner]:
-    ensure_udfs(backend)
-    with extra_database(backend) as name:
-        runner = EncryptedRunner(backend, name)
-        yield runner
-        runner.close()
 
 
 def test_oltp_read_write(backend: DevBackend, database: str, encrypted: EncryptedRunner) -> None:

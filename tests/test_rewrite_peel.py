@@ -12,7 +12,6 @@ from proxy.devbackend import DevBackend
 from proxy.rewrite import Execute, PeelFirst
 from proxy.schema import Schema
 from tests.rewrite_support import EncryptedRunner, extra_database
-from tests.udf_support import ensure_udfs
 
 DDL = "CREATE TABLE r (id INT AUTO_INCREMENT PRIMARY KEY, k INT, s VARCHAR(20))"
 
@@ -20,7 +19,6 @@ DDL = "CREATE TABLE r (id INT AUTO_INCREMENT PRIMARY KEY, k INT, s VARCHAR(20))"
 @pytest.fixture
 def pair(backend: DevBackend) -> Iterator[tuple[EncryptedRunner, EncryptedRunner]]:
     """Two proxies on one database: same master key, metadata copied before any peel."""
-    ensure_udfs(backend)
     master = secrets.token_bytes(32)
     with extra_database(backend) as name:
         a = EncryptedRunner(backend, name, master=master)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pymysql
 import pytest
 
-from proxy.devbackend import DevBackend
 from proxy.rewrite import Execute, PassThrough, PolicyRefusal, Refusal, Unsupported
 from proxy.rewrite.errors import ER_CRYPTDB_POLICY, ER_CRYPTDB_VALUE, ER_NOT_SUPPORTED_YET
-from tests.rewrite_support import DryRunner, EncryptedRunner, extra_database
+from tests.rewrite_support import DryRunner, EncryptedRunner
 from tests.rewrite_workload import DDL
-from tests.udf_support import ensure_udfs
 
 PASS_THROUGH = [
     "SELECT @@version",
@@ -155,14 +151,6 @@ def test_unknown_column(dry: DryRunner) -> None:
         dry.plan("SELECT nope FROM r")
     assert info.value.code == 1054
 
-
-@pytest.fixture
-def encrypted(backend: DevBackend) -> Iterator[EncryptedRunner]:
-    ensure_udfs(backend)
-    with extra_database(backend) as name:
-        runner = EncryptedRunner(backend, name)
-        yield runner
-        runner.close()
 
 
 def test_order_refused_on_min_det_column_stays_at_det(encrypted: EncryptedRunner) -> None:

@@ -12,11 +12,16 @@ import sqlglot
 from pymysql.constants import CLIENT
 
 from proxy.devbackend import DevBackend
-from proxy.protocol.errors import MysqlError
 from proxy.rewrite.resolve import Ctx
 from proxy.rewrite.select import select
-from tests.rewrite_support import DryRunner, EncryptedRunner, connect, extra_database
-from tests.udf_support import ensure_udfs
+from tests.rewrite_support import (
+    DryRunner,
+    EncryptedRunner,
+    connect,
+    encrypted_outcome,
+    extra_database,
+    plain_outcome,
+)
 
 DDL = (
     "CREATE TABLE n (id INT AUTO_INCREMENT PRIMARY KEY, u SMALLINT UNSIGNED, a INT, d DECIMAL(8,2))"
@@ -25,7 +30,6 @@ DDL = (
 
 @pytest.fixture
 def both(backend: DevBackend, database: str) -> Iterator[tuple[pymysql.Connection, Any]]:
-    ensure_udfs(backend)
     plain = connect(backend, database, client_flag=CLIENT.FOUND_ROWS)
     with extra_database(backend) as name:
         runner = EncryptedRunner(backend, name)
@@ -38,17 +42,8 @@ def both(backend: DevBackend, database: str) -> Iterator[tuple[pymysql.Connectio
 
 def _same(plain: pymysql.Connection, runner: EncryptedRunner, sql: str) -> object:
     with plain.cursor() as cur:
-        try:
-            cur.execute(sql)
-            expected: object = list(cur.fetchall()) if cur.description else cur.rowcount
-        except pymysql.MySQLError as e:
-            expected = ("error", e.args[0])
-    try:
-        got: object = runner.execute(sql)
-    except pymysql.MySQLError as e:
-        got = ("error", e.args[0])
-    except MysqlError as e:
-        got = ("error", e.code)
+        expected = plain_outcome(cur, sql)
+    got = encrypted_outcome(runner, sql)
     assert (sql, got) == (sql, expected)
     return got
 

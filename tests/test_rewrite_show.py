@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from proxy.devbackend import DevBackend
 from proxy.rewrite import Execute, PassThrough
-from tests.rewrite_support import DryRunner, EncryptedRunner, extra_database
+from tests.rewrite_support import DryRunner, EncryptedRunner
 from tests.rewrite_workload import DDL
-from tests.udf_support import ensure_udfs
 
 
 def answer(runner: DryRunner, sql: str) -> list[tuple[object, ...]]:
@@ -83,14 +77,6 @@ def test_describe() -> None:
     assert full[-1][-1] == "cryptdb: plain" and full[4][-1] == "cryptdb: min=OPE; onions=eq,search"
     assert isinstance(dry.plan("DESCRIBE not_ours"), PassThrough)
 
-
-@pytest.fixture
-def encrypted(backend: DevBackend) -> Iterator[EncryptedRunner]:
-    ensure_udfs(backend)
-    with extra_database(backend) as name:
-        runner = EncryptedRunner(backend, name)
-        yield runner
-        runner.close()
 
 
 def test_show_tables(encrypted: EncryptedRunner) -> None:
