@@ -153,6 +153,13 @@ class Backend:
 
     async def query_row(self, sql: bytes) -> list[bytes | None]:
         """The first row of a small query's result (BackendError on an ERR)."""
+        rows = await self.query_rows(sql)
+        if not rows:
+            raise BackendError(1105, "HY000", "empty result")
+        return rows[0]
+
+    async def query_rows(self, sql: bytes) -> list[list[bytes | None]]:
+        """Every row of a small query's result (BackendError on an ERR)."""
         self.send(bytes((COM_QUERY,)) + sql)
         first = await self.read()
         if first[0] == 0xFF:
@@ -165,9 +172,7 @@ class Backend:
             if pkt[0] == 0xFF:
                 raise BackendError(*parse_err(pkt))
             rows.append(parse_text_row(pkt, count or 0))
-        if not rows:
-            raise BackendError(1105, "HY000", "empty result")
-        return rows[0]
+        return rows
 
     async def reset(self) -> None:
         """COM_RESET_CONNECTION: the backend drops temporary tables, user variables,

@@ -101,6 +101,8 @@ class Catalog:
         self.crypto = Crypto(KeyCache(master.raw), self.schema)
         self._local_ddl = asyncio.Lock()
         self.peel_gate = PeelGate()
+        # Onions whose row in <db>._cryptdb_layers is known to exist (write guards lock it).
+        self.layer_rows: set[tuple[int, int, int, str]] = set()
         self._reload()
 
     # ---- reading ------------------------------------------------------------------------

@@ -32,14 +32,16 @@ from proxy.protocol.codec import (
     make_eof,
     make_ok,
     parse_eof,
+    parse_err,
     parse_ok,
     parse_text_row,
     read_lenenc_int,
 )
-from proxy.protocol.errors import BackendUnavailable, MysqlError
+from proxy.protocol.errors import BackendError, BackendUnavailable, MysqlError
 from proxy.relay import relay_response
 from proxy.rewrite import Decoder, Execute, Peel, PeelFirst, Plan, ReadModifyWrite
 from proxy.rewrite.errors import ER_CRYPTDB_DECRYPT, ER_CRYPTDB_SESSION
+from proxy.rewrite.plan import Guard, hold_layers_sql, layer_setup_sql
 from proxy.stream import PacketStream
 
 if TYPE_CHECKING:
@@ -56,7 +58,7 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 ER_SP_DOES_NOT_EXIST = 1305
 
 
-__all__ = ["Plan", "execute", "read_modify_write", "run_peels"]
+__all__ = ["Plan", "StaleLayers", "execute", "guarded_write", "read_modify_write", "run_peels"]
 
 
 def cryptdb_error(code: int, message: str) -> MysqlError:
@@ -176,14 +178,132 @@ async def execute(session: Session, client: PacketStream, plan: Execute) -> bool
     return True
 
 
+def _own_transaction(session: Session) -> bool:
+    """No transaction open and autocommit on: a statement needing one gets BEGIN ... COMMIT."""
+    return not session.status & STATUS_IN_TRANS and bool(session.status & STATUS_AUTOCOMMIT)
+
+
+async def _end(session: Session, commit: bool) -> None:
+    reply = await session.backend.simple_command(COM_QUERY, b"COMMIT" if commit else b"ROLLBACK")
+    if reply[0] == 0xFF:
+        raise BackendError(*parse_err(reply))
+    session.status = parse_ok(reply).status
+
+
+async def guarded_write(session: Session, client: PacketStream, plan: Execute) -> None:
+    """A write that stores onions at RND, with their layer rows share-locked from before the
+    write until its transaction ends (the client's, or BEGIN ... COMMIT of our own)."""
+    assert plan.sql is not None and plan.decoder is None
+    backend = session.backend
+    own = _own_transaction(session)
+    if not own:
+        await hold_layers(session, plan.guards)
+        await execute(session, client, plan)
+        return
+    session.status = parse_ok(await backend.simple_command(COM_QUERY, b"BEGIN")).status
+    reply = b""
+    try:
+        await hold_layers(session, plan.guards)
+        backend.send(bytes((COM_QUERY,)) + plan.sql.encode("utf-8"))
+        reply = await backend.read()
+    finally:
+        await _end(session, commit=reply[:1] == b"\x00")
+    if reply[0] != 0x00:
+        client.write(reply)  # an ERR (a duplicate key, a bad value): rolled back
+        return
+    ok = parse_ok(reply)
+    client.write(
+        make_ok(
+            affected_rows=ok.affected_rows,
+            last_insert_id=ok.last_insert_id,
+            status=session.status,
+            warnings=ok.warnings,
+            info=ok.info,
+        )
+    )
+
+
+class StaleLayers(Exception):
+    """A guarded onion was peeled after the write was planned (by another proxy): the
+    layers the backend reports are recorded, and the statement is planned again."""
+
+
+async def hold_layers(session: Session, guards: Sequence[Guard]) -> None:
+    """Share-lock the guarded onions' rows of `<db>._cryptdb_layers` in the current
+    transaction; StaleLayers when one is no longer at RND.
+
+    A peel holds its row FOR UPDATE from before it reads the layer until it commits, so
+    with this lock held a peel either committed before (seen here) or waits for the write's
+    COMMIT and then peels the written rows too."""
+    catalog = session.catalog
+    assert catalog is not None
+    schema = catalog.schema
+    names = {d.id: d.name for d in schema.databases.values()}
+    if any(g[0] not in names for g in guards):
+        raise StaleLayers()  # dropped meanwhile: plan again, the rewriter will say so
+    missing = [g for g in guards if g not in catalog.layer_rows]
+    if missing:
+        await _create_layer_rows(session, [(names[g[0]], g) for g in missing])
+        catalog.layer_rows.update(missing)
+    by_db: dict[str, list[Guard]] = {}
+    for g in guards:
+        by_db.setdefault(names[g[0]], []).append(g)
+    stale: list[Peel] = []
+    for db, gs in by_db.items():
+        rows = await session.backend.query_rows(hold_layers_sql(db, gs).encode())
+        found = {(int(t), int(c), bytes(o).decode()): bytes(v).decode() for t, c, o, v in rows}  # type: ignore[arg-type]
+        for g in gs:
+            layer = found.get(g[1:])
+            if layer is None:  # the row vanished (a dropped table, a restored server)
+                catalog.layer_rows.discard(g)
+                raise StaleLayers()
+            if layer != "rnd":
+                stale.append(_peel_seen(schema, db, g, layer))
+    if stale:
+        # Only the metadata catches up: the peel itself was audited by whoever made it.
+        _save_layers(session, stale)
+        raise StaleLayers()
+
+
+def _peel_seen(schema: Any, database: str, g: Guard, layer: str) -> Peel:
+    """The peel another proxy made, as a Peel to record (its metadata may lag the backend)."""
+    db = schema.database(database)
+    table = next(t for t in db.tables.values() if t.id == g[1])
+    col = table.column_by_id(g[2])
+    return Peel(database, table.name, col.name, g[3], "rnd", layer, db.id, table.id, col,
+                table.backend_name)  # fmt: skip
+
+
+async def _create_layer_rows(session: Session, rows: Sequence[tuple[str, Guard]]) -> None:
+    """Layer rows for onions never peeled, on a connection of its own (autocommit): the
+    client's transaction must hold only record locks on rows that exist."""
+    conn = await _side_connection(session, "cryptdb-layers")
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(f"SET SESSION innodb_lock_wait_timeout = {PEEL_LOCK_WAIT}")
+            for database, (_, tid, cid, onion) in rows:
+                for sql in layer_setup_sql(database, tid, cid, onion):
+                    await cur.execute(sql)
+    except pymysql.err.MySQLError as e:
+        code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
+        log.error("layers table set-up failed with backend error %s", code)
+        raise cryptdb_error(
+            ER_CRYPTDB_SESSION, f"the onion layers table could not be set up (error {code})"
+        ) from None
+    finally:
+        conn.close()
+
+
 async def read_modify_write(session: Session, client: PacketStream, plan: ReadModifyWrite) -> None:
     """The client's transaction if one is open (or autocommit is off), else our own."""
     backend = session.backend
-    own = not session.status & STATUS_IN_TRANS and bool(session.status & STATUS_AUTOCOMMIT)
+    own = _own_transaction(session)
     if own:
         session.status = parse_ok(await backend.simple_command(COM_QUERY, b"BEGIN")).status
     done = False
     try:
+        if plan.guards:
+            await hold_layers(session, plan.guards)
         result = await read_result(session, client, plan.select_sql)
         if result is None:
             return
@@ -231,10 +351,11 @@ async def run_peels(session: Session, plan: PeelFirst) -> None:
         ) from None
 
 
-async def _run_peels(session: Session, plan: PeelFirst) -> None:
+async def _side_connection(session: Session, program: str) -> Any:
+    """A backend connection of the session's user, apart from the client's."""
     address = session.address
     try:
-        conn = await aiomysql.connect(
+        return await aiomysql.connect(
             host=address.host,
             port=address.port,
             unix_socket=address.unix_socket,
@@ -243,12 +364,16 @@ async def _run_peels(session: Session, plan: PeelFirst) -> None:
             charset="utf8mb4",
             autocommit=True,
             connect_timeout=address.connect_timeout,
-            program_name="cryptdb-peel",
+            program_name=program,
         )
     except (pymysql.err.MySQLError, OSError, TimeoutError):
         raise cryptdb_error(
             ER_CRYPTDB_SESSION, "cannot open a backend connection for an onion adjustment"
         ) from None
+
+
+async def _run_peels(session: Session, plan: PeelFirst) -> None:
+    conn = await _side_connection(session, "cryptdb-peel")
     try:
         async with conn.cursor() as cur:
             await cur.execute(f"SET SESSION innodb_lock_wait_timeout = {PEEL_LOCK_WAIT}")
@@ -261,8 +386,9 @@ async def _run_peels(session: Session, plan: PeelFirst) -> None:
         if code == ER_LOCK_WAIT_TIMEOUT:
             raise cryptdb_error(
                 ER_CRYPTDB_SESSION,
-                "this statement needs an onion adjustment that waits on rows your open "
-                "transaction holds: COMMIT or ROLLBACK, then retry",
+                "this statement needs an onion adjustment that waits on rows an open "
+                "transaction holds (yours, or another session's writes to the column): "
+                "COMMIT or ROLLBACK, then retry",
             ) from None
         if code == ER_SP_DOES_NOT_EXIST:
             raise cryptdb_error(
@@ -283,17 +409,22 @@ def _record(session: Session, peel: Peel, outcome: str) -> None:
     written, the backend's layers table still says the peel happened: the next statement
     that needs it records it then ("already peeled")."""
     assert session.catalog is not None
-    try:
-        session.catalog.apply([peel.op()])
-    except (KeystoreError, InsecurePermissions, OSError) as e:
-        log.error("onion adjustment %s not recorded: %s", peel.describe(), type(e).__name__)
-        raise cryptdb_error(
-            ER_CRYPTDB_SESSION, "the proxy's keystore cannot be written; see its log"
-        ) from None
+    _save_layers(session, [peel])
     try:
         session.catalog.audit(session.username, session.peer, peel, outcome)
     except OSError as e:
         log.error("audit log not written for %s: %s", peel.describe(), type(e).__name__)
+
+
+def _save_layers(session: Session, peels: Sequence[Peel]) -> None:
+    assert session.catalog is not None
+    try:
+        session.catalog.apply([peel.op() for peel in peels])
+    except (KeystoreError, InsecurePermissions, OSError) as e:
+        log.error("onion adjustment not recorded: %s", type(e).__name__)
+        raise cryptdb_error(
+            ER_CRYPTDB_SESSION, "the proxy's keystore cannot be written; see its log"
+        ) from None
 
 
 async def _peel(conn: Any, cur: Any, session: Session, peel: Peel) -> str:

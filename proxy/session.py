@@ -91,13 +91,17 @@ class Session:
                             self._save(cat, plan.ops)
                         return
             elif writes:
-                # Planned and run with no peel in between (proxy.catalog.PeelGate).
+                # Planned and run with no peel in between: within this proxy by its PeelGate,
+                # across proxies by the guards' locks (execute.hold_layers).
                 async with cat.peel_gate.write():
                     plan = self._plan(cat, sql)
                     if not isinstance(plan, PeelFirst | PassThrough) and not (
                         isinstance(plan, Execute) and plan.ops
                     ):
-                        await self._run(client, plan, utf8)
+                        try:
+                            await self._run(client, plan, utf8)
+                        except execute.StaleLayers:
+                            continue  # another proxy peeled since: recorded, plan again
                         return
             else:
                 plan = self._plan(cat, sql)
@@ -114,7 +118,10 @@ class Session:
             if isinstance(plan, Execute) and plan.ops:
                 ddl = True  # a schema change not foreseen by the cheap check: plan it locked
                 continue
-            await self._run(client, plan, utf8)
+            try:
+                await self._run(client, plan, utf8)
+            except execute.StaleLayers:
+                continue
             return
         raise MysqlError(1105, "HY000", "cryptdb: onion adjustments did not settle; retry")
 
@@ -126,6 +133,8 @@ class Session:
         in_trans = self.status & execute.STATUS_IN_TRANS
         if isinstance(plan, ReadModifyWrite):
             await execute.read_modify_write(self, client, plan)
+        elif isinstance(plan, Execute) and plan.guards:
+            await execute.guarded_write(self, client, plan)
         else:
             assert isinstance(plan, Execute)
             await execute.execute(self, client, plan)

@@ -91,3 +91,33 @@ def test_peel_during_a_transaction_reads_latest_rows(
     a.execute("COMMIT")
     assert sorted(a.execute("SELECT s FROM r WHERE k = 5")) == [("x",), ("z",)]
     assert "LOCK IN SHARE MODE" not in a.backend_sql[-1]
+
+
+def test_writes_guard_exactly_the_onions_they_store_at_rnd() -> None:
+    """Write plans name the onions they store at RND (the session share-locks their layer
+    rows, so no other proxy's peel commits between plan and write); none once peeled."""
+    from proxy.rewrite import ReadModifyWrite
+    from tests.rewrite_support import DryRunner
+
+    dry = DryRunner()
+    dry.plan("CREATE TABLE r (id INT AUTO_INCREMENT PRIMARY KEY, k INT, s VARCHAR(20))")
+    table = dry.schema.table("db", "r")
+    assert table is not None
+    k, s = table.column("k"), table.column("s")
+    assert k is not None and s is not None
+
+    def guarded(sql: str) -> set[tuple[int, str]]:
+        plan = dry.plan(sql)
+        assert isinstance(plan, Execute | ReadModifyWrite)
+        return {(g[2], g[3]) for g in plan.guards}
+
+    rnd = {(k.id, "eq"), (k.id, "ord"), (s.id, "eq"), (s.id, "ord")}
+    assert guarded("INSERT INTO r (k, s) VALUES (1, 'a'), (2, 'b')") == rnd
+    assert guarded("UPDATE r SET s = 'x' WHERE id = 1") == {(s.id, "eq"), (s.id, "ord")}
+    assert guarded("UPDATE r SET k = k + 1 WHERE id = 1") == {(k.id, "eq"), (k.id, "ord")}
+    assert guarded("DELETE FROM r WHERE id = 1") == set()
+    dry.plan("SELECT id FROM r WHERE k = 1 AND s = 'a'")  # peels both Eq onions to DET
+    assert dry.peels == ["db.r.k eq: RND -> DET", "db.r.s eq: RND -> DET"]
+    assert guarded("INSERT INTO r (k, s) VALUES (3, 'c')") == {(k.id, "ord"), (s.id, "ord")}
+    dry.plan("SELECT id FROM r WHERE k < 5")  # Ord of k to OPE
+    assert guarded("INSERT INTO r (k, s) VALUES (4, 'd')") == {(s.id, "ord")}

@@ -26,7 +26,7 @@ from proxy.rewrite.ddl import create_table, drop_database, drop_table, truncate
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.insert import insert
 from proxy.rewrite.literals import Lit, Scan, scan
-from proxy.rewrite.plan import PeelFirst, Plan, Template
+from proxy.rewrite.plan import Guard, PeelFirst, Plan, Template, write_guards
 from proxy.rewrite.resolve import Ctx
 from proxy.rewrite.select import select
 from proxy.rewrite.show import handles, show
@@ -134,8 +134,20 @@ class Rewriter:
         template = handler(node, ctx=ctx)
         if ctx.peels:
             return PeelFirst(list(ctx.peels)), lits, False
+        template.guards = _guards(template)
         cacheable = mapped and type(node) in HANDLERS and ctx.used == set(lit_index.values())
         return template, lits, cacheable
+
+
+def _guards(template: Template) -> tuple[Guard, ...]:
+    """The RND-layer onions a write stores (proxy.rewrite.plan.write_guards)."""
+    segments = list(template.segments or [])
+    rmw = template.rmw
+    if rmw is None:
+        return write_guards(segments)
+    dbid, tid, col = rmw.ref
+    own = [(dbid, tid, col.id, o) for o in ("eq", "ord") if col.onions.get(o) == "rnd"]
+    return tuple(dict.fromkeys([*own, *write_guards(rmw.others)]))
 
 
 def _touches(node: exp.Expression, schema: Schema, database: str | None) -> bool:

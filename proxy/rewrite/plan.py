@@ -33,6 +33,9 @@ from proxy.rewrite.literals import Lit, column_value
 from proxy.schema import Column
 
 ColRef = tuple[int, int, Column]  # (database id, table id, column)
+# An onion a write stores at RND, assuming it is still there: (database id, table id,
+# column id, onion). The session holds its row of the layers table while the write runs.
+Guard = tuple[int, int, int, str]
 
 
 def hexlit(data: bytes) -> str:
@@ -201,29 +204,19 @@ class Peel:
             f"SET {c} = cryptdb_rnd_decrypt({c}, {hexlit(key)}, {iv})"
         )
 
-    def _table(self) -> str:
-        return f"{quote_ident(self.database)}.{quote_ident(LAYERS_TABLE)}"
-
-    def _where(self) -> str:
-        return (
-            f"table_id = {self.table_id} AND column_id = {self.col.id} AND onion = '{self.onion}'"
-        )
-
     def setup_sql(self) -> list[str]:
-        return [
-            f"CREATE TABLE IF NOT EXISTS {self._table()} (table_id BIGINT UNSIGNED NOT NULL, "
-            "column_id BIGINT UNSIGNED NOT NULL, onion VARCHAR(8) NOT NULL, "
-            "layer VARCHAR(8) NOT NULL, PRIMARY KEY (table_id, column_id, onion)) ENGINE=InnoDB",
-            f"INSERT IGNORE INTO {self._table()} VALUES "
-            f"({self.table_id}, {self.col.id}, '{self.onion}', '{self.from_layer}')",
-        ]
+        return layer_setup_sql(
+            self.database, self.table_id, self.col.id, self.onion, self.from_layer
+        )
 
     def lock_sql(self) -> str:
         """One row, one column: the onion's layer on the backend, locked until COMMIT."""
-        return f"SELECT layer FROM {self._table()} WHERE {self._where()} FOR UPDATE"
+        where = _layer_where(self.table_id, self.col.id, self.onion)
+        return f"SELECT layer FROM {_layers(self.database)} WHERE {where} FOR UPDATE"
 
     def record_sql(self) -> str:
-        return f"UPDATE {self._table()} SET layer = '{self.to_layer}' WHERE {self._where()}"
+        where = _layer_where(self.table_id, self.col.id, self.onion)
+        return f"UPDATE {_layers(self.database)} SET layer = '{self.to_layer}' WHERE {where}"
 
     def op(self) -> dict[str, Any]:
         return {
@@ -243,6 +236,47 @@ class Peel:
         )
 
 
+def _layers(database: str) -> str:
+    return f"{quote_ident(database)}.{quote_ident(LAYERS_TABLE)}"
+
+
+def _layer_where(table_id: int, column_id: int, onion: str) -> str:
+    return f"table_id = {table_id} AND column_id = {column_id} AND onion = '{onion}'"
+
+
+def layer_setup_sql(
+    database: str, table_id: int, column_id: int, onion: str, layer: str = "rnd"
+) -> list[str]:
+    """The layers table and one onion's row at its outer layer (autocommit; idempotent)."""
+    return [
+        f"CREATE TABLE IF NOT EXISTS {_layers(database)} (table_id BIGINT UNSIGNED NOT NULL, "
+        "column_id BIGINT UNSIGNED NOT NULL, onion VARCHAR(8) NOT NULL, "
+        "layer VARCHAR(8) NOT NULL, PRIMARY KEY (table_id, column_id, onion)) ENGINE=InnoDB",
+        f"INSERT IGNORE INTO {_layers(database)} VALUES "
+        f"({table_id}, {column_id}, '{onion}', '{layer}')",
+    ]
+
+
+def hold_layers_sql(database: str, guards: Sequence[Guard]) -> str:
+    """The guarded onions' layers, share-locked until the write's transaction ends: a peel
+    (which takes the row FOR UPDATE) cannot commit between this read and the write. Point
+    lookups on the whole primary key, so InnoDB locks those records and no gaps."""
+    where = " OR ".join(f"({_layer_where(t, c, o)})" for _, t, c, o in guards)
+    return (
+        f"SELECT table_id, column_id, onion, layer FROM {_layers(database)} "
+        f"WHERE {where} LOCK IN SHARE MODE"
+    )
+
+
+def write_guards(segments: Sequence[Segment]) -> tuple[Guard, ...]:
+    """The onions a write stores at RND (Enc slots 'eq' / 'ord' draw an IV: RND layer)."""
+    seen: dict[Guard, None] = {}
+    for s in segments:
+        if type(s) is Enc and s.how in ("eq", "ord"):
+            seen[(s.ref[0], s.ref[1], s.ref[2].id, s.how)] = None
+    return tuple(seen)
+
+
 # ---- plans ----------------------------------------------------------------------------------
 
 
@@ -256,6 +290,7 @@ class Execute:
     sql: str | None
     decoder: Decoder | None = None
     ops: list[dict[str, Any]] = field(default_factory=list)
+    guards: tuple[Guard, ...] = ()  # a write: hold these onions at RND while it runs
 
 
 @dataclass
@@ -267,6 +302,7 @@ class PeelFirst:
 class ReadModifyWrite:
     select_sql: str
     finish: Callable[[Sequence[Sequence[Any]]], str | None]
+    guards: tuple[Guard, ...] = ()
 
 
 Plan = PassThrough | Execute | PeelFirst | ReadModifyWrite
@@ -281,13 +317,16 @@ class Template:
     ops: list[dict[str, Any]] = field(default_factory=list)
     rmw: Any = None  # proxy.rewrite.update.RmwSpec
     pass_through: bool = False
+    guards: tuple[Guard, ...] = ()
 
     def bind(self, lits: Sequence[Lit], crypto: Crypto) -> Plan:
         if self.pass_through:
             return PassThrough()
         b = Binder(lits, crypto)
         if self.rmw is not None:
-            return self.rmw.bind(b)
+            plan = self.rmw.bind(b)
+            plan.guards = self.guards
+            return plan
         sql = b.render(self.segments) if self.segments is not None else None
         decoder = self.decoder.bind(crypto, lits) if self.decoder is not None else None
-        return Execute(sql, decoder, list(self.ops))
+        return Execute(sql, decoder, list(self.ops), self.guards)
