@@ -211,12 +211,18 @@ async def guarded_write(session: Session, client: PacketStream, plan: Execute) -
     if reply[0] != 0x00:
         client.write(reply)  # an ERR (a duplicate key, a bad value): rolled back
         return
+    _relay_ok(client, reply, session.status)
+
+
+def _relay_ok(client: PacketStream, reply: bytes, status: int) -> None:
+    """The backend's OK for a statement run inside our own transaction, with the session's
+    flags after its COMMIT."""
     ok = parse_ok(reply)
     client.write(
         make_ok(
             affected_rows=ok.affected_rows,
             last_insert_id=ok.last_insert_id,
-            status=session.status,
+            status=status,
             warnings=ok.warnings,
             info=ok.info,
         )
@@ -319,21 +325,10 @@ async def read_modify_write(session: Session, client: PacketStream, plan: ReadMo
         done = True
     finally:
         if own:
-            verb = b"COMMIT" if done else b"ROLLBACK"
-            ok = parse_ok(await backend.simple_command(COM_QUERY, verb))
-            session.status = ok.status
-    ok = parse_ok(reply)
+            await _end(session, commit=done)
     if not own:
-        session.status = ok.status
-    client.write(
-        make_ok(
-            affected_rows=ok.affected_rows,
-            last_insert_id=ok.last_insert_id,
-            status=session.status,
-            warnings=ok.warnings,
-            info=ok.info,
-        )
-    )
+        session.status = parse_ok(reply).status
+    _relay_ok(client, reply, session.status)
 
 
 async def run_peels(session: Session, plan: PeelFirst) -> None:
