@@ -162,11 +162,23 @@ async def execute(session: Session, client: PacketStream, plan: Execute) -> bool
             return False
         session.status = status
         return True
-    result = await read_result(session, client, plan.sql)
+    decoder = plan.decoder
+    result = None
+    if plan.small is not None:
+        small_sql, small_decoder, most = plan.small
+        result = await read_result(session, client, small_sql)
+        if result is None:
+            return False
+        if len(result.rows) <= most:
+            decoder = small_decoder
+        else:
+            result = None
+    if result is None:
+        result = await read_result(session, client, plan.sql)
     if result is None:
         return False
     session.status = result.status
-    values = decode(plan.decoder, result.rows)
+    values = decode(decoder, result.rows)
     await send_result(
         client,
         session.capabilities,

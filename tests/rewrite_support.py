@@ -168,6 +168,13 @@ class EncryptedRunner:
                 for op in plan.ops:
                     self.schema.apply(op)
                 return 0 if plan.decoder is None else plan.decoder.decode([])
+            if plan.small is not None:  # few rows: aggregated here, else the plan's SQL
+                small_sql, small_decoder, most = plan.small
+                self.backend_sql.append(small_sql)
+                cur.execute(small_sql)
+                rows = cur.fetchall()
+                if len(rows) <= most:
+                    return small_decoder.decode(rows)
             self.backend_sql.append(plan.sql)
             count = cur.execute(plan.sql)
             for op in plan.ops:

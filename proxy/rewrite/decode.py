@@ -318,11 +318,14 @@ class DecoderSpec:
     limit: int | None = None  # literal index of a LIMIT applied here, not by the backend
     offset: int | None = None
     database: str = ""
+    # Aggregates computed here over the decoded rows: (count* | count | sum | avg, reader
+    # index, AVG's scale) per result column (proxy.rewrite.select.small_aggregates).
+    aggregate: list[tuple[str, int | None, int]] | None = None
 
     def bind(self, crypto: Crypto, lits: Sequence[Any]) -> Decoder:
         limit = int(lits[self.limit].value) if self.limit is not None else None
         offset = int(lits[self.offset].value) if self.offset is not None else 0
-        return Decoder(
+        decoder = Decoder(
             self.columns,
             [r.make(crypto) for r in self.readers],
             self.sort,
@@ -330,6 +333,8 @@ class DecoderSpec:
             offset,
             self.database,
         )
+        decoder.aggregate = self.aggregate
+        return decoder
 
 
 @dataclass
@@ -344,9 +349,13 @@ class Decoder:
     def definitions(self) -> list[ColumnDefinition]:
         return [c.definition(self.database) for c in self.columns]
 
+    aggregate: list[tuple[str, int | None, int]] | None = None
+
     def decode(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
         readers = self.readers
         out = [tuple(r(row) for r in readers) for row in rows]
+        if self.aggregate is not None:
+            return [_aggregate(self.aggregate, out)]
         if self.sort:
             for key in reversed(self.sort):
                 out.sort(key=_sort_key(key), reverse=key.desc)
@@ -360,6 +369,26 @@ class Decoder:
 
     def text_row(self, values: Sequence[Any]) -> bytes:
         return make_text_row([c.encode(v) for c, v in zip(self.columns, values, strict=True)])
+
+
+def _aggregate(aggs: list[tuple[str, int | None, int]], rows: list[tuple[Any, ...]]) -> tuple:
+    """One ungrouped result row, as MariaDB computes it: NULLs skipped, SUM / AVG of no
+    value NULL, AVG rounded half up to the argument's scale + 4."""
+    out: list[Any] = []
+    for fn, i, scale in aggs:
+        if i is None:
+            out.append(len(rows))
+            continue
+        values = [r[i] for r in rows if r[i] is not None]
+        if fn == "count":
+            out.append(len(values))
+        elif not values:
+            out.append(None)
+        elif fn == "sum":
+            out.append(sum(values))
+        else:
+            out.append(_avg(sum(values), len(values), scale))
+    return tuple(out)
 
 
 def _sort_key(key: SortKey) -> Callable[[tuple[Any, ...]], Any]:

@@ -277,6 +277,11 @@ def write_guards(segments: Sequence[Segment]) -> tuple[Guard, ...]:
     return tuple(seen)
 
 
+# A Paillier decryption costs ~3 ms, decrypting an Eq value ~2 us: an ungrouped SUM / AVG
+# over at most this many rows is computed in the proxy (proxy.rewrite.select).
+SMALL_ROWS = 500
+
+
 # ---- plans ----------------------------------------------------------------------------------
 
 
@@ -291,6 +296,10 @@ class Execute:
     decoder: Decoder | None = None
     ops: list[dict[str, Any]] = field(default_factory=list)
     guards: tuple[Guard, ...] = ()  # a write: hold these onions at RND while it runs
+    # First try: (sql, decoder, most rows): when `sql` returns at most that many rows, the
+    # decoder makes the answer from them; otherwise `sql` above runs (SUM / AVG: few rows
+    # are cheaper to decrypt here than one Paillier sum).
+    small: tuple[str, Decoder, int] | None = None
 
 
 @dataclass
@@ -318,6 +327,8 @@ class Template:
     rmw: Any = None  # proxy.rewrite.update.RmwSpec
     pass_through: bool = False
     guards: tuple[Guard, ...] = ()
+    small: list[Segment] | None = None
+    small_decoder: DecoderSpec | None = None
 
     def bind(self, lits: Sequence[Lit], crypto: Crypto) -> Plan:
         if self.pass_through:
@@ -329,4 +340,7 @@ class Template:
             return plan
         sql = b.render(self.segments) if self.segments is not None else None
         decoder = self.decoder.bind(crypto, lits) if self.decoder is not None else None
-        return Execute(sql, decoder, list(self.ops), self.guards)
+        small = None
+        if self.small is not None and self.small_decoder is not None:
+            small = (b.render(self.small), self.small_decoder.bind(crypto, lits), SMALL_ROWS)
+        return Execute(sql, decoder, list(self.ops), self.guards, small)

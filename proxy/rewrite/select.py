@@ -35,7 +35,7 @@ from proxy.rewrite.decode import (
 )
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.insert import only
-from proxy.rewrite.plan import RawLit, Segment, Template
+from proxy.rewrite.plan import SMALL_ROWS, RawLit, Segment, Template
 from proxy.rewrite.predicate import predicate
 from proxy.rewrite.resolve import Ctx, Scope, Source, backend_table, constant, need, resolve_table
 from proxy.schema import Column
@@ -279,8 +279,10 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
     select_at = len(sql)
     tail: list[Segment] = [" FROM ", *from_sql]
     where = node.args.get("where")
+    where_sql: list[Segment] = []
     if where is not None:
-        tail += [" WHERE ", *predicate(where.this, ctx=ctx, scope=scope)]
+        where_sql = [" WHERE ", *predicate(where.this, ctx=ctx, scope=scope)]
+    tail += where_sql
     if group_cols:
         parts = []
         for s, c in group_cols:
@@ -295,13 +297,72 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
         tail.append(" FOR UPDATE" if lock.args.get("update") else " LOCK IN SHARE MODE")
     if ctx.current_read and not locks:
         tail.append(" LOCK IN SHARE MODE")
+    sql[select_at:select_at] = _select_list(out)
+    template = Template(segments=sql + tail, decoder=spec)
+    if not group_cols and distinct is None and not any(node.args.get(k) for k in _NOT_SMALL):
+        small = small_aggregates(ctx, scope, items, out.columns, db.name)
+        if small is not None:
+            rows_out, small_spec = small
+            template.small = [
+                "SELECT ", *_select_list(rows_out), " FROM ", *from_sql, *where_sql,
+                f" LIMIT {SMALL_ROWS + 1}",
+                *(" FOR UPDATE" if lk.args.get("update") else " LOCK IN SHARE MODE"
+                  for lk in locks),
+                *([" LOCK IN SHARE MODE"] if ctx.current_read and not locks else []),
+            ]  # fmt: skip
+            template.small_decoder = small_spec
+    return template
+
+
+def _select_list(out: _Out) -> list[Segment]:
     body: list[Segment] = []
     for i, segs in enumerate(out.items):
         if i:
             body.append(", ")
         body += segs
-    sql[select_at:select_at] = body
-    return Template(segments=sql + tail, decoder=spec)
+    return body
+
+
+# ---- SUM / AVG over few rows: in the proxy ---------------------------------------------------
+
+# An ungrouped SUM / AVG over at most SMALL_ROWS rows is computed here from the rows' Eq (or
+# Ord) values, which the server already holds and the WHERE already selected: nothing new is
+# revealed, and the plan falls back to cryptdb_hom_sum when the rows are more.
+_NOT_SMALL = ("order", "limit", "offset")
+
+
+def small_aggregates(
+    ctx: Ctx,
+    scope: Scope,
+    items: list[tuple[exp.Expression | tuple[Source, Column], str]],
+    columns: list[OutCol],
+    database: str,
+) -> tuple[_Out, DecoderSpec] | None:
+    """The rows to read and the decoder that aggregates them, when every item is COUNT(*),
+    COUNT(c), SUM(c) or AVG(c) and some SUM / AVG is of an encrypted column readable without
+    HOM; else None."""
+    out = _Out()
+    readers: list[ReaderSpec] = []
+    aggs: list[tuple[str, int | None, int]] = []  # (function, reader index, scale)
+    worth = False
+    for e, _ in items:
+        if isinstance(e, exp.Count) and isinstance(e.this, exp.Star):
+            aggs.append(("count*", None, 0))
+            continue
+        if not isinstance(e, exp.Count | exp.Sum | exp.Avg) or not isinstance(e.this, exp.Column):
+            return None
+        src, col = scope.column(e.this, "field list")
+        if not col.plain and "eq" not in col.onions and (
+            "ord" not in col.onions or col.kind == Kind.STRING
+        ):
+            return None  # Add-only: every row would cost a Paillier decryption
+        worth = worth or (not col.plain and not isinstance(e, exp.Count))
+        readers.append(column_reader(ctx, out, src, col, False))
+        fn = "count" if isinstance(e, exp.Count) else "sum" if isinstance(e, exp.Sum) else "avg"
+        aggs.append((fn, len(readers) - 1, min(col.scale + 4, 38)))
+    if not worth:
+        return None
+    return out, DecoderSpec(columns, readers, database=database, aggregate=aggs)
 
 
 def _order_and_limit(
