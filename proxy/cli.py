@@ -9,8 +9,9 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
-from proxy.config import ConfigError, ProxyConfig, load_config
+from proxy.config import MAX_WORKERS, ConfigError, ProxyConfig, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 DEV_STATE = REPO / ".state" / "dev"
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--dev", action="store_true", help="start a private dev MariaDB too")
     serve.add_argument("--listen", help="host:port to listen on (default 127.0.0.1:3307)")
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument(
+        "--workers", type=int, help="proxy processes sharing the listening socket (default 1)"
+    )
     serve.set_defaults(func=_serve)
 
     from client.shell import add_subcommand as add_shell
@@ -74,32 +78,40 @@ def _serve(args: argparse.Namespace) -> int:
     )
     from keystore.files import InsecurePermissions
 
+    dev = None
     try:
-        return asyncio.run(_run(args))
+        cfg, dev = _config(args)
+        if cfg.workers == 1:
+            return asyncio.run(_run(cfg, dev is not None))
+        from proxy.workers import supervise
+
+        def worker(sock: Any, rsa: Any, index: int) -> int:
+            return asyncio.run(_run(cfg, False, sock=sock, rsa=rsa, worker=index))
+
+        return supervise(cfg, worker, lambda port: _print_banner(cfg, port, dev is not None))
     except InsecurePermissions as e:
         print(f"cryptdb: refusing to start: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
+    finally:
+        if dev is not None:
+            dev.stop()
 
 
-async def _run(args: argparse.Namespace) -> int:
-    from proxy.server import ProxyServer
-    from proxy.tls import ensure_self_signed, server_context
+def _config(args: argparse.Namespace) -> tuple[ProxyConfig, Any]:
+    """The configuration, and the dev MariaDB it points at (started here) with --dev."""
+    from dataclasses import replace
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     dev = None
     if args.dev:
+        from keystore.files import private_dir
         from proxy.devbackend import DevBackend
+        from proxy.tls import ensure_self_signed
 
         dev = DevBackend(DEV_STATE / "mariadb", port=3406)
-        await asyncio.to_thread(dev.start)
+        dev.start()
         cert, key = ensure_self_signed(DEV_STATE / "tls")
-        from keystore.files import private_dir
-
         keystore_dir = private_dir(DEV_STATE / "keystore")
         cfg = load_config(
             dev.service_cnf, tls_cert=cert, tls_key=key, keystore=keystore_dir / "keystore"
@@ -110,27 +122,45 @@ async def _run(args: argparse.Namespace) -> int:
         raise ConfigError("give --defaults-file PATH (backend and proxy settings) or --dev")
     if args.listen:
         host, _, port = args.listen.rpartition(":")
-        from dataclasses import replace
-
         cfg = replace(cfg, listen_host=host or cfg.listen_host, listen_port=int(port))
+    if args.workers is not None:
+        if not 1 <= args.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers must be a number from 1 to {MAX_WORKERS}")
+        cfg = replace(cfg, workers=args.workers)
+    return cfg, dev
+
+
+async def _run(
+    cfg: ProxyConfig, dev: bool, *, sock: Any = None, rsa: Any = None, worker: int = 0
+) -> int:
+    from proxy.server import ProxyServer
+    from proxy.tls import server_context
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     tls = server_context(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
-    server = ProxyServer(cfg, tls)
+    server = ProxyServer(cfg, tls, sock=sock, rsa=rsa, worker=worker)
     try:
         await server.start()
-        _print_banner(cfg, server.port, dev is not None)
+        if sock is None:
+            _print_banner(cfg, server.port, dev)
         serving = asyncio.create_task(server.serve_forever())
         await stop.wait()
         serving.cancel()
     finally:
         await server.close()
-        if dev is not None:
-            await asyncio.to_thread(dev.stop)
     return 0
 
 
 def _print_banner(cfg: ProxyConfig, port: int, dev: bool) -> None:
     host = cfg.listen_host
-    lines = [f"cryptdb proxy listening on {host}:{port} (TLS {'on' if cfg.tls_cert else 'off'})"]
+    workers = f", {cfg.workers} workers" if cfg.workers > 1 else ""
+    lines = [
+        f"cryptdb proxy listening on {host}:{port} (TLS {'on' if cfg.tls_cert else 'off'}"
+        f"{workers})"
+    ]
     if dev:
         lines += [
             f"dev MariaDB on {cfg.backend.host}:{cfg.backend.port} (data under {DEV_STATE})",

@@ -12,6 +12,7 @@
     tls-key = /path/key.pem     # must be 0600
     keystore = /path/keystore
     audit-log = /path/audit.log # onion adjustments (default: <keystore>.audit)
+    workers = 2                 # proxy processes sharing the listening socket (default 1)
 
 Passwords are never taken from argv; a file holding one must not be readable by others.
 """
@@ -51,8 +52,11 @@ class ProxyConfig:
     audit_log: Path | None = None  # onion adjustments, JSON lines; default <keystore>.audit
     # argon2id cost for new slots as "memory_kib,time_cost,parallelism" (tests lower it)
     keystore_kdf: tuple[int, int, int] | None = None
-    max_connections: int = 1000
+    max_connections: int = 1000  # per worker
     handshake_timeout: float = 10.0  # MariaDB's connect_timeout default
+    # Processes accepting on one socket: one event loop is one core, and the workers already
+    # coordinate like separate proxies on one keystore (DDL flock, peel locks, write guards).
+    workers: int = 1
 
 
 def read_option_file(path: Path) -> configparser.ConfigParser:
@@ -96,6 +100,7 @@ def load_config(path: Path, **overrides: object) -> ProxyConfig:
         keystore=opt_path("keystore"),
         audit_log=opt_path("audit-log"),
         keystore_kdf=_kdf(own.get("keystore-kdf")),
+        workers=_workers(own.get("workers")),
     )
     if cfg.tls_key is not None:
         check_private(cfg.tls_key)
@@ -110,6 +115,19 @@ def _kdf(value: str | None) -> tuple[int, int, int] | None:
     except ValueError:
         raise ConfigError("keystore-kdf must be memory_kib,time_cost,parallelism") from None
     return m, t, p
+
+
+MAX_WORKERS = 64
+
+
+def _workers(value: str | None) -> int:
+    try:
+        n = int(value) if value else 1
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_WORKERS:
+        raise ConfigError(f"workers must be a number from 1 to {MAX_WORKERS}")
+    return n
 
 
 def _replace(cfg: ProxyConfig, overrides: dict[str, object]) -> ProxyConfig:

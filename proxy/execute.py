@@ -301,7 +301,7 @@ async def _create_layer_rows(session: Session, rows: Sequence[tuple[str, Guard]]
             await cur.execute(f"SET SESSION innodb_lock_wait_timeout = {PEEL_LOCK_WAIT}")
             for database, (_, tid, cid, onion) in rows:
                 for sql in layer_setup_sql(database, tid, cid, onion):
-                    await cur.execute(sql)
+                    await conn.query(sql)  # not a cursor: its warnings ("exists") are expected
     except pymysql.err.MySQLError as e:
         code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
         log.error("layers table set-up failed with backend error %s", code)
@@ -437,7 +437,7 @@ def _save_layers(session: Session, peels: Sequence[Peel]) -> None:
 async def _peel(conn: Any, cur: Any, session: Session, peel: Peel) -> str:
     assert session.catalog is not None
     for sql in peel.setup_sql():
-        await cur.execute(sql)
+        await conn.query(sql)  # not a cursor: its warnings ("exists") are expected
     await conn.begin()
     try:
         await cur.execute(peel.lock_sql())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import socket
 import ssl
 
 import aiomysql
@@ -46,11 +47,25 @@ async def backend_version(cfg: ProxyConfig) -> str:
 
 
 class ProxyServer:
-    def __init__(self, cfg: ProxyConfig, tls: ssl.SSLContext | None = None) -> None:
+    """One proxy process. With several workers, each gets the listening socket and the RSA
+    key pair made before they forked (a client may cache the public key and meet another
+    worker on reconnect), and connection ids that no other worker hands out."""
+
+    def __init__(
+        self,
+        cfg: ProxyConfig,
+        tls: ssl.SSLContext | None = None,
+        *,
+        sock: socket.socket | None = None,
+        rsa: auth.RsaKeyPair | None = None,
+        worker: int = 0,
+    ) -> None:
         self.cfg = cfg
         self._tls = tls
+        self._sock = sock
+        self._rsa = rsa
         self._server: asyncio.Server | None = None
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(worker + 1, max(cfg.workers, 1))
         self._tasks: set[asyncio.Task[None]] = set()
         self.ctx: ServerContext | None = None
 
@@ -72,15 +87,18 @@ class ProxyServer:
         self.ctx = ServerContext(
             backend=self.cfg.backend,
             server_version=f"{version}-cryptdb" if "cryptdb" not in version else version,
-            rsa=await asyncio.to_thread(auth.RsaKeyPair),
+            rsa=self._rsa or await asyncio.to_thread(auth.RsaKeyPair),
             tls=self._tls,
             handshake_timeout=self.cfg.handshake_timeout,
             keys=self._key_gate(),
         )
-        self._server = await asyncio.start_server(
-            self._accept, self.cfg.listen_host, self.cfg.listen_port, reuse_address=True
-        )
-        log.info("listening on %s:%d", self.cfg.listen_host, self.cfg.listen_port)
+        if self._sock is not None:
+            self._server = await asyncio.start_server(self._accept, sock=self._sock)
+        else:
+            self._server = await asyncio.start_server(
+                self._accept, self.cfg.listen_host, self.cfg.listen_port, reuse_address=True
+            )
+        log.info("listening on %s:%d", self.cfg.listen_host, self.port)
 
     @property
     def port(self) -> int:
