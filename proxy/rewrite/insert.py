@@ -20,7 +20,7 @@ from proxy.rewrite.plan import ColRef, Enc, IvSlot, RawLit, Segment, Template, q
 from proxy.rewrite.resolve import Ctx, backend_table, constant, is_default, is_null, resolve_table
 from proxy.schema import ONIONS, Column
 
-_ALLOWED = {"this", "expression"}
+_ALLOWED = {"this", "expression", "ignore", "conflict"}
 
 
 def only(node: exp.Expression, allowed: set[str], what: str) -> None:
@@ -114,9 +114,16 @@ def insert(node: exp.Insert, *, ctx: Ctx) -> Template:
                 first = False
         rows.append(")")
     head = (
-        f"INSERT INTO {backend_table(db, table, ctx)} "
+        f"INSERT {'IGNORE ' if node.args.get('ignore') else ''}INTO "
+        f"{backend_table(db, table, ctx)} "
         f"({', '.join(quote_ident(n) for n in backend_cols)}) VALUES "
     )
+    conflict = node.args.get("conflict")
+    if conflict is not None:
+        # Imported here: upsert builds on update, which builds on this module.
+        from proxy.rewrite.upsert import on_duplicate
+
+        rows += on_duplicate(conflict, ctx, db, table)
     return Template(segments=[head, *rows])
 
 
