@@ -225,3 +225,31 @@ def test_plain_table_of_the_same_name_elsewhere_passes_through(
             assert e.value.args[0] == 1235
         finally:
             conn.close()
+
+
+def test_upserts_through_the_proxy(enc, direct) -> None:
+    """INSERT IGNORE / ON DUPLICATE KEY UPDATE through the live proxy, in autocommit (the
+    write guards' own transaction) and in the client's, against the same on MariaDB."""
+    ddl = (
+        "CREATE TABLE up (id INT AUTO_INCREMENT PRIMARY KEY, k VARCHAR(9) COLLATE utf8mb4_bin "
+        "NOT NULL, v INT, UNIQUE (k))"
+    )
+    script = [
+        "INSERT INTO up (k, v) VALUES ('a', 1), ('b', 2)",
+        "INSERT IGNORE INTO up (k, v) VALUES ('a', 9), ('c', 3)",
+        "BEGIN",
+        "INSERT INTO up (k, v) VALUES ('b', 20) ON DUPLICATE KEY UPDATE v = VALUES(v)",
+        "INSERT INTO up (k, v) VALUES ('d', 4) ON DUPLICATE KEY UPDATE v = 0",
+        "COMMIT",
+    ]
+    with direct.cursor() as cur:
+        cur.execute(ddl.replace("up (", "up_plain (", 1))
+        for sql in script:
+            cur.execute(sql.replace("INTO up ", "INTO up_plain "))
+        cur.execute("SELECT id, k, v FROM up_plain ORDER BY id")
+        expected = list(cur.fetchall())
+    rows(enc, ddl)
+    for sql in script:
+        rows(enc, sql)
+    assert rows(enc, "SELECT id, k, v FROM up ORDER BY id") == expected
+    assert rows(enc, "SELECT v FROM up WHERE k = 'b'") == [(20,)]
