@@ -6,6 +6,7 @@
     PeelFirst          each peel runs once on a connection of its own, is recorded in the
                        keystore metadata and the audit log; then the statement is planned again
     ReadModifyWrite    SELECT ... FOR UPDATE, compute, UPDATE, in one transaction
+    Evaluate           information_schema rows fetched, the query answered in the proxy
 
 Nothing here sends an encrypted column's plaintext to the backend or the backend's
 ciphertext to the client: a decryption failure becomes an ERR packet.
@@ -26,6 +27,7 @@ from keystore.files import InsecurePermissions
 from onion import InvalidCiphertext
 from proxy.catalog import PeelBusy
 from proxy.protocol.codec import (
+    ColumnDefinition,
     end_of_rows,
     is_eof,
     lenenc_int,
@@ -38,7 +40,7 @@ from proxy.protocol.codec import (
 )
 from proxy.protocol.errors import BackendUnavailable, MysqlError
 from proxy.relay import relay_response
-from proxy.rewrite import Decoder, Execute, Peel, PeelFirst, Plan, ReadModifyWrite
+from proxy.rewrite import Decoder, Evaluate, Execute, Peel, PeelFirst, Plan, ReadModifyWrite
 from proxy.rewrite.errors import ER_CRYPTDB_DECRYPT, ER_CRYPTDB_SESSION
 from proxy.stream import PacketStream
 
@@ -56,7 +58,7 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 ER_SP_DOES_NOT_EXIST = 1305
 
 
-__all__ = ["Plan", "execute", "read_modify_write", "run_peels"]
+__all__ = ["Plan", "evaluate", "execute", "read_modify_write", "run_peels"]
 
 
 def cryptdb_error(code: int, message: str) -> MysqlError:
@@ -69,10 +71,17 @@ def cryptdb_error(code: int, message: str) -> MysqlError:
 class ResultSet:
     """A backend result set read whole: the raw rows and the final EOF's flags."""
 
-    def __init__(self, rows: list[list[bytes | None]], status: int, warnings: int) -> None:
+    def __init__(
+        self,
+        rows: list[list[bytes | None]],
+        status: int,
+        warnings: int,
+        definitions: list[bytes] | None = None,
+    ) -> None:
         self.rows = rows
         self.status = status
         self.warnings = warnings
+        self.definitions = definitions or []  # raw packets (Evaluate reads them)
 
 
 async def read_result(session: Session, client: PacketStream, sql: str) -> ResultSet | None:
@@ -89,8 +98,8 @@ async def read_result(session: Session, client: PacketStream, sql: str) -> Resul
         return None
     count, _ = read_lenenc_int(first, 0)
     count = count or 0
-    for _ in range(count):
-        await backend.read()  # the backend's definitions name ciphertext columns: dropped
+    # The backend's definitions name ciphertext columns: never sent on (Evaluate reads them).
+    definitions = [await backend.read() for _ in range(count)]
     if not is_eof(await backend.read()):
         raise BackendUnavailable("backend sent a malformed result set")
     rows: list[list[bytes | None]] = []
@@ -98,7 +107,7 @@ async def read_result(session: Session, client: PacketStream, sql: str) -> Resul
         pkt = backend.next_buffered() or await backend.read()
         if pkt[0] == 0xFE and len(pkt) < 9:
             warnings, status = parse_eof(pkt)
-            return ResultSet(rows, status, warnings)
+            return ResultSet(rows, status, warnings, definitions)
         if pkt[0] == 0xFF:
             client.write(pkt)
             return None
@@ -174,6 +183,22 @@ async def execute(session: Session, client: PacketStream, plan: Execute) -> bool
         warnings=result.warnings,
     )
     return True
+
+
+async def evaluate(session: Session, client: PacketStream, plan: Evaluate) -> None:
+    """Fetch the backend's information_schema rows, answer from them in the proxy
+    (proxy.rewrite.infoschema): the client's query itself never reaches the backend."""
+    fetched = []
+    for sql in plan.fetch:
+        result = await read_result(session, client, sql)
+        if result is None:
+            return  # the backend's ERR was relayed
+        session.status = result.status
+        definitions = [ColumnDefinition.decode(d) for d in result.definitions]
+        fetched.append((definitions, result.rows))
+    decoder = plan.finish(fetched)  # may raise a Refusal
+    values = decoder.decode([])
+    await send_result(client, session.capabilities, decoder, values, status=session.status)
 
 
 async def read_modify_write(session: Session, client: PacketStream, plan: ReadModifyWrite) -> None:

@@ -24,9 +24,10 @@ from proxy.rewrite.alter import alter_table, create_index, drop_index
 from proxy.rewrite.context import Crypto
 from proxy.rewrite.ddl import create_table, drop_database, drop_table, truncate
 from proxy.rewrite.errors import Unsupported
+from proxy.rewrite.infoschema import plan_infoschema
 from proxy.rewrite.insert import insert
 from proxy.rewrite.literals import Lit, Scan, scan
-from proxy.rewrite.plan import PeelFirst, Plan, Template
+from proxy.rewrite.plan import Evaluate, PeelFirst, Plan, Template
 from proxy.rewrite.resolve import Ctx
 from proxy.rewrite.select import select
 from proxy.rewrite.show import handles, show
@@ -77,7 +78,7 @@ class Rewriter:
             return template.bind(sc.lits, crypto)
         self.misses += 1
         template, lits, cacheable = self._build(sql, sc, schema, crypto, database, current_read)
-        if isinstance(template, PeelFirst):
+        if isinstance(template, PeelFirst | Evaluate):
             return template
         if cacheable:
             self._cache[key] = template
@@ -102,7 +103,7 @@ class Rewriter:
         crypto: Crypto,
         database: str | None,
         current_read: bool,
-    ) -> tuple[Template | PeelFirst, list[Lit], bool]:
+    ) -> tuple[Template | PeelFirst | Evaluate, list[Lit], bool]:
         passthrough = Template(pass_through=True)
         try:
             trees = [t for t in sqlglot.parse(sql, read="mysql") if t is not None]
@@ -115,6 +116,11 @@ class Rewriter:
                 raise Unsupported("several statements in one query")
             return passthrough, sc.lits, not trees
         node = trees[0]
+        # information_schema about the proxy's tables: answered in the proxy, never cached
+        # (it depends on the backend's rows, not only on the statement).
+        evaluate = plan_infoschema(node, sql, schema, database, sc.executable_comment)
+        if evaluate is not None:
+            return evaluate, sc.lits, False
         touched = _touches(node, schema, database)
         handler = _handler(node, touched, schema)
         if isinstance(node, exp.Show | exp.Describe):

@@ -169,7 +169,7 @@ def display_type(col: Column) -> str:
             return _DISPLAY[col.bits].format(unsigned) + " unsigned"
         return _DISPLAY[col.bits].format(signed)
     if k == Kind.DECIMAL:
-        return f"decimal({col.precision},{col.scale})"
+        return f"decimal({col.precision},{col.scale})" + (" unsigned" if col.unsigned else "")
     if k == Kind.STRING:
         return f"{col.text}({col.length})" if col.text in ("char", "varchar") else col.text
     if k == Kind.DATETIME:
@@ -177,13 +177,27 @@ def display_type(col: Column) -> str:
     return col.sql_type.lower()
 
 
-def _key(table: Table, col: Column) -> str:
-    for idx in table.indexes:
-        if idx.columns[0] == col.id:
-            return (
-                "PRI" if idx.primary else "UNI" if idx.unique and len(idx.columns) == 1 else "MUL"
-            )
-    return ""
+def column_key(table: Table, col: Column) -> str:
+    """DESCRIBE's Key / COLUMNS.COLUMN_KEY as MariaDB derives it (sql/table.cc): PRI for
+    every column of the primary key (without one, of the first UNIQUE key whose columns are
+    all NOT NULL, which MariaDB promotes), else UNI for the column of a one-column UNIQUE
+    key, else MUL for the first column of any other key."""
+    primary = next((i for i in table.indexes if i.primary), None)
+    if primary is None:
+        primary = next(
+            (
+                i
+                for i in table.indexes
+                if i.unique and all(not table.column_by_id(c).nullable for c in i.columns)
+            ),
+            None,
+        )
+    if primary is not None and col.id in primary.columns:
+        return "PRI"
+    firsts = [i for i in table.indexes if i is not primary and i.columns[0] == col.id]
+    if any(i.unique and len(i.columns) == 1 for i in firsts):
+        return "UNI"
+    return "MUL" if firsts else ""
 
 
 def _default(col: Column) -> str | None:
@@ -216,7 +230,7 @@ def _columns(db: Database, table: Table, *, full: bool) -> Template:
             "Type": display_type(c),
             "Collation": (c.collation or "utf8mb4_general_ci") if c.kind == Kind.STRING else None,
             "Null": "YES" if c.nullable else "NO",
-            "Key": _key(table, c),
+            "Key": column_key(table, c),
             "Default": _default(c),
             "Extra": "auto_increment" if c.auto_increment else "",
             "Privileges": "select,insert,update,references",

@@ -1,0 +1,759 @@
+"""information_schema queries answered with the plaintext schema, evaluated in the proxy.
+
+ORMs introspect through information_schema (TABLES, COLUMNS, STATISTICS, KEY_COLUMN_USAGE,
+TABLE_CONSTRAINTS, ...), where the backend only knows `t_<id>`, onion columns and
+`_cryptdb_layers`. Plaintext names must never reach the server, so the query cannot be
+rewritten for it: the plan (`Evaluate`) fetches the backend's rows of the information_schema
+tables the query reads (plain SQL naming only databases, which keep their names), and
+`finish` replaces the rows of the proxy's tables by rows made from the schema (types, keys
+and defaults as DESCRIBE / SHOW CREATE TABLE give them, proxy.rewrite.show), then runs the
+client's query over those rows with sqlglot's Python executor.
+
+MariaDB semantics kept: identifiers are case-insensitive; `=` on names is case-sensitive
+(MariaDB looks TABLE_SCHEMA / TABLE_NAME up in the file system), LIKE and ORDER BY on text
+are case-insensitive (utf8mb3_general_ci); DATABASE() / SCHEMA() is the session's database.
+What cannot be evaluated is refused (1235): never an answer with anonymized names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.executor import execute as sqlglot_execute
+
+from onion.encoding import Kind
+from proxy.protocol.codec import ColumnDefinition, make_text_row
+from proxy.rewrite.columns import default_sql
+from proxy.rewrite.decode import (
+    BINARY_FLAG,
+    CHARSET_BINARY,
+    NOT_NULL_FLAG,
+    T_LONGLONG,
+    T_NEWDECIMAL,
+    T_VAR_STRING,
+    int_digits,
+)
+from proxy.rewrite.errors import Unsupported
+from proxy.rewrite.plan import LAYERS_TABLE, Evaluate, Fetched, quote_ident
+from proxy.rewrite.select import _written
+from proxy.rewrite.show import column_key, display_type, policy_comment
+from proxy.schema import Column, Database, Index, Schema, Table
+
+INFORMATION_SCHEMA = "information_schema"
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one information_schema table names tables: the columns holding a database and a
+    table name, and what happens to rows about the proxy's tables (synthesized from the
+    schema, renamed, or hidden). `refs`: further (database, table) column pairs whose rows
+    are hidden when they name a proxy table (a reference could only show its backend name)."""
+
+    schema_col: str
+    table_col: str
+    how: str  # "synth" | "rename" | "hide"
+    refs: tuple[tuple[str, str], ...] = ()
+
+
+SPECS: dict[str, Spec] = {
+    "columns": Spec("table_schema", "table_name", "synth"),
+    "statistics": Spec("table_schema", "table_name", "synth"),
+    "key_column_usage": Spec(
+        "table_schema",
+        "table_name",
+        "synth",
+        (("referenced_table_schema", "referenced_table_name"),),
+    ),
+    "table_constraints": Spec("table_schema", "table_name", "synth"),
+    "tables": Spec("table_schema", "table_name", "rename"),
+    "partitions": Spec("table_schema", "table_name", "rename"),
+    "table_privileges": Spec("table_schema", "table_name", "rename"),
+    "table_statistics": Spec("table_schema", "table_name", "rename"),
+    "views": Spec("table_schema", "table_name", "rename"),
+    # The proxy creates neither foreign keys, checks nor triggers on its tables.
+    "referential_constraints": Spec(
+        "constraint_schema",
+        "table_name",
+        "hide",
+        (("unique_constraint_schema", "referenced_table_name"),),
+    ),
+    "check_constraints": Spec("constraint_schema", "table_name", "hide"),
+    "triggers": Spec("event_object_schema", "event_object_table", "hide"),
+}
+# Tables that show backend table or column names in a form not translated here (engine
+# internals, column privileges): refused while the deployment has encrypted tables.
+REFUSED = {
+    "column_privileges",
+    "index_statistics",
+    "files",
+    "innodb_buffer_page",
+    "innodb_buffer_page_lru",
+    "innodb_cmp_per_index",
+    "innodb_cmp_per_index_reset",
+    "innodb_sys_columns",
+    "innodb_sys_fields",
+    "innodb_sys_indexes",
+    "innodb_sys_tables",
+    "innodb_sys_tablespaces",
+    "innodb_sys_tablestats",
+    "innodb_tablespaces_encryption",
+}
+_BACKEND_TABLE = re.compile(r"t_\d+")
+_INT_TYPES = {1, 2, 3, 8, 9, 13}  # TINY SHORT LONG LONGLONG INT24 YEAR
+_DECIMAL_TYPES = {0, 246}
+
+
+# ---- planning -------------------------------------------------------------------------------
+
+
+def plan_infoschema(
+    node: exp.Expression,
+    sql: str,
+    schema: Schema,
+    database: str | None,
+    executable_comment: bool = False,
+) -> Evaluate | None:
+    """An Evaluate plan when `node` reads information_schema tables that could show the
+    proxy's tables; None when it does not concern them (the caller goes on as before)."""
+    refs, others = _table_refs(node, database)
+    if not refs or not any(db.tables for db in schema.databases.values()):
+        return None
+    names = {name for name, _ in refs}
+    if not names & (SPECS.keys() | REFUSED):
+        return None  # PROCESSLIST, SCHEMATA, ENGINES ...: nothing about tables
+    refused = sorted(names & REFUSED)
+    if refused:
+        raise Unsupported(f"information_schema.{refused[0].upper()} (it shows backend names)")
+    if not isinstance(node, exp.Query):
+        raise Unsupported("statements on information_schema other than queries")
+    if others:
+        raise Unsupported("information_schema queries that also read other tables")
+    if executable_comment:
+        raise Unsupported("executable comments (/*! ... */)")
+    if node.args.get("into") is not None or node.args.get("locks"):
+        raise Unsupported("SELECT ... INTO / FOR UPDATE on information_schema")
+    wanted = sorted(names & SPECS.keys())
+    pushed = _pushdown(node, refs, database, _secret_names(schema))
+    if all(pushed.get(n) is not None for n in wanted) and not any(
+        _has_tables(schema, db) for n in wanted for db in pushed[n] or ()
+    ):
+        return None  # only databases the proxy has no table in: the backend answers exactly
+    fetch = [_fetch_sql(n, pushed.get(n)) for n in wanted]
+    finish = partial(_finish, node.copy(), sql, wanted, schema, database)
+    return Evaluate(fetch, finish)
+
+
+def _table_refs(
+    node: exp.Expression, database: str | None
+) -> tuple[list[tuple[str, exp.Table]], list[exp.Table]]:
+    """(information_schema table name lowercased, node) pairs, and every other table."""
+    refs, others = [], []
+    for t in node.find_all(exp.Table):
+        if not t.name:
+            continue
+        db = t.args.get("db")
+        db_name = db.name if db is not None else database
+        if db_name is not None and db_name.lower() == INFORMATION_SCHEMA:
+            refs.append((t.name.lower(), t))
+        elif not (db is None and t.name.lower() == "dual"):
+            others.append(t)
+    return refs, others
+
+
+def _has_tables(schema: Schema, name: str) -> bool:
+    db = schema.database(name)
+    return db is not None and bool(db.tables)
+
+
+def _secret_names(schema: Schema) -> set[str]:
+    """Plaintext table and column names, less the database names (the server knows those)."""
+    names = {
+        n.lower()
+        for db in schema.databases.values()
+        for t in db.tables.values()
+        for n in [t.name, *(c.name for c in t.columns)]
+    }
+    return names - {db.lower() for db in schema.databases}
+
+
+def _pushdown(
+    node: exp.Expression,
+    refs: list[tuple[str, exp.Table]],
+    database: str | None,
+    secret: set[str],
+) -> dict[str, set[str] | None]:
+    """Per information_schema table: the databases the query restricts it to (a top-level
+    `schema_col = 'x'` / `= DATABASE()` / `IN (...)` conjunct), None for all. A constant
+    that is an encrypted table's or column's name is not sent (fetch everything instead)."""
+    out: dict[str, set[str] | None] = {}
+    top: dict[str, str] = {}  # alias (lowercased) -> information_schema table, top level
+    if isinstance(node, exp.Select):
+        for _, t in refs:
+            if t.parent_select is node:
+                top[(t.alias or t.name).lower()] = t.name.lower()
+    conjuncts: list[exp.Expression] = []
+    where = node.args.get("where") if isinstance(node, exp.Select) else None
+    if where is not None:
+        conjuncts = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+    found: dict[str, set[str]] = {}
+    for c in conjuncts:
+        hit = _schema_condition(c, top, database)
+        if hit is None:
+            continue
+        alias, values = hit
+        name = top[alias]
+        if SPECS.get(name) is None or any(v.lower() in secret for v in values):
+            continue
+        found[alias] = found[alias] & values if alias in found else values
+    for name, t in refs:
+        alias = (t.alias or t.name).lower()
+        restricted = (
+            found.get(alias) if top.get(alias) == name and t.parent_select is node else None
+        )
+        if name in out and (out[name] is None or restricted is None):
+            out[name] = None
+        elif name in out:
+            out[name] = out[name] | restricted  # type: ignore[operator]
+        else:
+            out[name] = restricted
+    return out
+
+
+def _schema_condition(
+    c: exp.Expression, top: dict[str, str], database: str | None
+) -> tuple[str, set[str]] | None:
+    """(alias, databases) for `alias.schema_col = constant` or `IN (constants)`."""
+    if isinstance(c, exp.EQ):
+        col, other = (
+            (c.this, c.expression) if isinstance(c.this, exp.Column) else (c.expression, c.this)
+        )
+        values = [other]
+    elif isinstance(c, exp.In) and not c.args.get("query"):
+        col, values = c.this, list(c.expressions)
+    else:
+        return None
+    if not isinstance(col, exp.Column):
+        return None
+    alias = col.table.lower() if col.table else (next(iter(top)) if len(top) == 1 else None)
+    if alias is None or alias not in top:
+        return None
+    spec = SPECS.get(top[alias])
+    if spec is None or col.name.lower() != spec.schema_col:
+        return None
+    out = set()
+    for v in values:
+        if isinstance(v, exp.Literal) and v.is_string:
+            out.add(v.this)
+        elif isinstance(v, exp.CurrentSchema):
+            if database is not None:
+                out.add(database)
+        else:
+            return None
+    return alias, out
+
+
+def _fetch_sql(name: str, databases: set[str] | None) -> str:
+    sql = f"SELECT * FROM information_schema.{quote_ident(name.upper())}"
+    if databases is not None and not databases:
+        sql += " WHERE FALSE"  # e.g. TABLE_SCHEMA = DATABASE() without a database
+    elif databases is not None:
+        col = quote_ident(SPECS[name].schema_col.upper())
+        listed = ", ".join(_quote(d) for d in sorted(databases))
+        sql += f" WHERE {col} IN ({listed})"
+    return sql
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# ---- rows about the proxy's tables -----------------------------------------------------------
+
+
+def _convert(d: ColumnDefinition, v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, bytes | bytearray):
+        v = bytes(v).decode("utf-8", "replace")
+    if d.type in _INT_TYPES:
+        return int(v)
+    if d.type in _DECIMAL_TYPES:
+        try:
+            return Decimal(v)
+        except InvalidOperation:
+            return v
+    return v
+
+
+class _Proxied:
+    """The proxy's tables by backend (database, table name), and the names to hide."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.tables: dict[tuple[str, str], tuple[Database, Table]] = {}
+        self.groups = {gid: name for name, gid in schema.join_groups.items()}
+        for db in schema.databases.values():
+            for t in db.tables.values():
+                self.tables[(db.name, t.backend_name)] = (db, t)
+        self.databases = set(schema.databases)
+
+    def hidden(self, db: Any, name: Any) -> bool:
+        """The layers table, or a `t_<id>` the schema does not know (never shown)."""
+        if db not in self.databases or not isinstance(name, str):
+            return False
+        return name == LAYERS_TABLE or (
+            (db, name) not in self.tables and _BACKEND_TABLE.fullmatch(name) is not None
+        )
+
+
+def translate(name: str, rows: list[Row], proxied: _Proxied) -> list[Row]:
+    """The backend's rows of one information_schema table, the proxy's tables shown as the
+    client created them."""
+    spec = SPECS[name]
+    own: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        key = (row.get(spec.schema_col), row.get(spec.table_col))
+        if key in proxied.tables:
+            own.setdefault(key, []).append(row)  # type: ignore[arg-type]
+    out: list[Row] = []
+    done: set[tuple[str, str]] = set()
+    for row in rows:
+        key = (row.get(spec.schema_col), row.get(spec.table_col))
+        if proxied.hidden(*key) or any(
+            (row.get(s), row.get(t)) in proxied.tables or proxied.hidden(row.get(s), row.get(t))
+            for s, t in spec.refs
+        ):
+            continue
+        found = proxied.tables.get(key)  # type: ignore[arg-type]
+        if found is None:
+            out.append(row)
+        elif spec.how == "rename":
+            out.append({**row, spec.table_col: found[1].name})
+        elif spec.how == "synth" and key not in done:
+            done.add(key)  # type: ignore[arg-type]
+            out.extend(SYNTH[name](found[0], found[1], own[key], proxied))  # type: ignore[index]
+    return out
+
+
+def _columns(db: Database, table: Table, backend: list[Row], proxied: _Proxied) -> list[Row]:
+    by_name = {r.get("column_name"): r for r in backend}
+    base = backend[0]
+    out = []
+    for pos, c in enumerate(table.columns, start=1):
+        row = dict(by_name.get(c.plain_name, base)) if c.plain else dict(base)
+        row.update(
+            table_name=table.name,
+            column_name=c.name,
+            ordinal_position=pos,
+            column_key=column_key(table, c),
+            column_comment=policy_comment(c, proxied.groups),
+        )
+        if c.encrypted or c.plain_name not in by_name:
+            row.update(_column_type(c))
+        out.append(row)
+    return out
+
+
+_TEXT_LENGTH = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longtext": 4294967295}
+
+
+def _column_type(c: Column) -> Row:
+    """COLUMNS' type fields of an encrypted column, as MariaDB reports the plaintext one."""
+    k = c.kind
+    column_type = display_type(c)
+    row: Row = {
+        "data_type": column_type.split("(")[0].split(" ")[0],
+        "column_type": column_type,
+        "is_nullable": "YES" if c.nullable else "NO",
+        "column_default": column_default(c),
+        "extra": "auto_increment" if c.auto_increment else "",
+        "character_maximum_length": None,
+        "character_octet_length": None,
+        "numeric_precision": None,
+        "numeric_scale": None,
+        "datetime_precision": None,
+        "character_set_name": None,
+        "collation_name": None,
+        "is_generated": "NEVER",
+        "generation_expression": None,
+    }
+    if k in (Kind.INT, Kind.UINT):
+        row.update(numeric_precision=int_digits(c), numeric_scale=0)
+    elif k == Kind.DECIMAL:
+        row.update(numeric_precision=c.precision, numeric_scale=c.scale)
+    elif k == Kind.DATETIME:
+        row.update(datetime_precision=c.fsp)
+    elif k == Kind.STRING:
+        length = c.length if c.text in ("char", "varchar") else _TEXT_LENGTH[c.text]
+        octets = 4 * length if c.text in ("char", "varchar") else length
+        collation = c.collation or "utf8mb4_general_ci"
+        row.update(
+            character_maximum_length=length,
+            character_octet_length=octets,
+            character_set_name=collation.split("_")[0],
+            collation_name=collation,
+        )
+    return row
+
+
+def column_default(c: Column) -> str | None:
+    """COLUMN_DEFAULT as MariaDB 10.2+ writes it: a literal as SQL (strings quoted, numbers
+    at the column's scale, dates complete), 'NULL' for a nullable column without one, NULL
+    (no default) for a NOT NULL column without one."""
+    if not c.has_default:
+        return "NULL" if c.nullable and not c.auto_increment else None
+    if c.default is None:
+        return "NULL"
+    if isinstance(c.default, dict):  # an expression, e.g. current_timestamp()
+        return default_sql(c)
+    text, is_string, neg = c.default
+    try:
+        if c.kind in (Kind.INT, Kind.UINT):
+            return str(int(Decimal(text)) * (-1 if neg else 1))
+        if c.kind == Kind.DECIMAL:
+            value = Decimal(text) * (-1 if neg else 1)
+            return str(value.quantize(Decimal(1).scaleb(-c.scale)))
+        if c.kind == Kind.DATETIME and len(text) == 10:
+            text += " 00:00:00"
+        if c.kind == Kind.DATETIME and c.fsp:
+            text += ("." if "." not in text else "") + "0" * c.fsp
+            head, _, frac = text.partition(".")
+            text = f"{head}.{frac[: c.fsp]}"
+    except (InvalidOperation, ValueError):
+        pass
+    if c.kind in (Kind.INT, Kind.UINT, Kind.DECIMAL) and not is_string:
+        return ("-" if neg else "") + text
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _ordered_indexes(table: Table) -> list[Index]:
+    """MariaDB's key order: the primary key, unique keys, then the others."""
+    return sorted(table.indexes, key=lambda i: 0 if i.primary else 1 if i.unique else 2)
+
+
+def _statistics(db: Database, table: Table, backend: list[Row], proxied: _Proxied) -> list[Row]:
+    base = backend[0]
+    cardinality = {
+        (r.get("index_name"), r.get("seq_in_index")): r.get("cardinality") for r in backend
+    }
+    out = []
+    for idx in _ordered_indexes(table):
+        backend_name = "PRIMARY" if idx.primary else (idx.backend[0] if idx.backend else "")
+        for seq, cid in enumerate(idx.columns, start=1):
+            c = table.column_by_id(cid)
+            row = dict(base)
+            row.update(
+                table_name=table.name,
+                non_unique=0 if idx.unique else 1,
+                index_name=idx.name,
+                seq_in_index=seq,
+                column_name=c.name,
+                collation="A",
+                cardinality=cardinality.get((backend_name, seq)),
+                sub_part=None,
+                packed=None,
+                nullable="YES" if c.nullable else "",
+                index_type="BTREE",
+                comment="",
+                index_comment="",
+            )
+            out.append(row)
+    return out
+
+
+def _key_column_usage(
+    db: Database, table: Table, backend: list[Row], proxied: _Proxied
+) -> list[Row]:
+    base = backend[0]
+    out = []
+    for idx in _ordered_indexes(table):
+        if not idx.unique:
+            continue
+        for seq, cid in enumerate(idx.columns, start=1):
+            row = dict(base)
+            row.update(
+                constraint_name=idx.name,
+                table_name=table.name,
+                column_name=table.column_by_id(cid).name,
+                ordinal_position=seq,
+                position_in_unique_constraint=None,
+                referenced_table_schema=None,
+                referenced_table_name=None,
+                referenced_column_name=None,
+            )
+            out.append(row)
+    return out
+
+
+def _table_constraints(
+    db: Database, table: Table, backend: list[Row], proxied: _Proxied
+) -> list[Row]:
+    base = backend[0]
+    return [
+        {
+            **base,
+            "constraint_name": idx.name,
+            "table_name": table.name,
+            "constraint_type": "PRIMARY KEY" if idx.primary else "UNIQUE",
+        }
+        for idx in _ordered_indexes(table)
+        if idx.unique
+    ]
+
+
+SYNTH: dict[str, Callable[[Database, Table, list[Row], _Proxied], list[Row]]] = {
+    "columns": _columns,
+    "statistics": _statistics,
+    "key_column_usage": _key_column_usage,
+    "table_constraints": _table_constraints,
+}
+
+
+# ---- evaluation -----------------------------------------------------------------------------
+
+
+@dataclass
+class RowsDecoder:
+    """Decoder-compatible: the answer made in the proxy, with its column definitions."""
+
+    columns: list[ColumnDefinition]
+    rows: list[tuple[Any, ...]]
+
+    def definitions(self) -> list[ColumnDefinition]:
+        return self.columns
+
+    def decode(self, rows: object) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def text_row(self, values: Sequence[Any]) -> bytes:
+        return make_text_row([_encode(v) for v in values])
+
+
+def _encode(v: Any) -> bytes | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return b"1" if v else b"0"
+    if isinstance(v, Decimal):
+        return format(v, "f").encode()
+    if isinstance(v, float):
+        return repr(v).encode()
+    if isinstance(v, bytes):
+        return v
+    return str(v).encode("utf-8")
+
+
+def _finish(
+    node: exp.Expression,
+    sql: str,
+    names: list[str],
+    schema: Schema,
+    database: str | None,
+    fetched: Sequence[Fetched],
+) -> RowsDecoder:
+    proxied = _Proxied(schema)
+    defs: dict[str, list[ColumnDefinition]] = {}
+    tables: dict[str, list[Row]] = {}
+    for name, (definitions, rows) in zip(names, fetched, strict=True):
+        keys = [d.name.decode().lower() for d in definitions]
+        dicts = [
+            {k: _convert(d, v) for k, d, v in zip(keys, definitions, row, strict=True)}
+            for row in rows
+        ]
+        defs[name] = list(definitions)
+        tables[name] = translate(name, dicts, proxied)
+    try:
+        return _evaluate(node, sql, defs, tables, database)
+    except Unsupported:
+        raise
+    except Exception:
+        # The executor lacks a function or construct: refused, never passed through.
+        raise Unsupported("this information_schema query (the proxy cannot evaluate it)") from None
+
+
+def _evaluate(
+    node: exp.Expression,
+    sql: str,
+    defs: dict[str, list[ColumnDefinition]],
+    tables: dict[str, list[Row]],
+    database: str | None,
+) -> RowsDecoder:
+    string_cols = {
+        (name, d.name.decode().lower())
+        for name, ds in defs.items()
+        for d in ds
+        if d.charset != CHARSET_BINARY
+    }
+    first = node
+    while isinstance(first, exp.SetOperation):
+        first = first.this
+    if not isinstance(first, exp.Select):
+        raise Unsupported("this information_schema query")
+    _expand_stars(first, defs)
+    out_cols = _out_columns(first, sql, defs)
+    tree = _prepare(node, database, string_cols)
+    sqlglot_schema = {
+        INFORMATION_SCHEMA: {
+            name: {d.name.decode().lower(): _sql_type(d) for d in ds} for name, ds in defs.items()
+        }
+    }
+    result = sqlglot_execute(
+        tree,
+        schema=sqlglot_schema,
+        tables={INFORMATION_SCHEMA: tables},
+        dialect="mysql",
+    )
+    rows = [tuple(r) for r in result.rows]
+    if len(result.columns) != len(out_cols):
+        raise Unsupported("this information_schema query (its columns)")
+    definitions = [_definition(oc, [r[i] for r in rows]) for i, oc in enumerate(out_cols)]
+    return RowsDecoder(definitions, rows)
+
+
+def _sql_type(d: ColumnDefinition) -> str:
+    if d.type in _INT_TYPES:
+        return "BIGINT"
+    if d.type in _DECIMAL_TYPES:
+        return "DECIMAL"
+    return "VARCHAR"
+
+
+@dataclass
+class _OutCol:
+    name: str
+    source: ColumnDefinition | None  # a column of an information_schema table, as is
+    table: str = ""
+
+
+def _sources(select: exp.Select) -> list[tuple[str, str, str]]:
+    """(alias lowercased, information_schema table, alias as written) in FROM / JOIN order."""
+    out = []
+    for t in [select.args.get("from_") or select.args.get("from"), *select.args.get("joins", [])]:
+        if t is None:
+            continue
+        table = t.this
+        if isinstance(table, exp.Table):
+            written = table.alias or table.name
+            out.append((written.lower(), table.name.lower(), written))
+    return out
+
+
+def _expand_stars(select: exp.Select, defs: dict[str, list[ColumnDefinition]]) -> None:
+    """`*` / `t.*` -> the columns in the backend's order, so names and types are known."""
+    sources = _sources(select)
+    items: list[exp.Expression] = []
+    for e in select.expressions:
+        qual = e.table if isinstance(e, exp.Column) and isinstance(e.this, exp.Star) else None
+        if not isinstance(e, exp.Star) and qual is None:
+            items.append(e)
+            continue
+        matched = [s for s in sources if qual is None or s[0] == qual.lower()]
+        if not matched or any(s[1] not in defs for s in matched):
+            raise Unsupported("this information_schema query (*)")
+        for _, name, written in matched:
+            for d in defs[name]:
+                items.append(exp.column(d.name.decode(), table=written))
+    select.set("expressions", items)
+
+
+def _out_columns(
+    select: exp.Select, sql: str, defs: dict[str, list[ColumnDefinition]]
+) -> list[_OutCol]:
+    """Result column names as MariaDB gives them: the alias, a column's name as written,
+    else the item's text; a plain column reference keeps its backend definition."""
+    sources = _sources(select)
+    out = []
+    for e in select.expressions:
+        alias = None
+        if isinstance(e, exp.Alias):
+            alias, e = e.alias, e.this
+        if isinstance(e, exp.Column):
+            qual = e.table.lower() if e.table else None
+            src = [s for s in sources if qual is None or s[0] == qual]
+            found = None
+            for _, name, written in src:
+                for d in defs.get(name, []):
+                    if d.name.decode().lower() == e.name.lower():
+                        found = (d, written)
+                        break
+                if found:
+                    break
+            if found is not None:
+                out.append(_OutCol(alias or e.name, found[0], found[1]))
+                continue
+        out.append(_OutCol(alias or _written(e, sql) or e.sql("mysql"), None))
+    return out
+
+
+def _definition(oc: _OutCol, values: list[Any]) -> ColumnDefinition:
+    name = oc.name.encode()
+    if oc.source is not None:
+        d = oc.source
+        return ColumnDefinition(
+            name=name,
+            type=d.type,
+            length=d.length,
+            flags=d.flags,
+            decimals=d.decimals,
+            charset=d.charset,
+            schema=d.schema,
+            table=oc.table.encode(),
+            org_table=d.org_table,
+            org_name=d.org_name,
+        )
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, int) for v in present):
+        flags = BINARY_FLAG | (NOT_NULL_FLAG if len(present) == len(values) else 0)
+        return ColumnDefinition(name=name, type=T_LONGLONG, length=21, flags=flags)
+    if present and all(isinstance(v, Decimal | float | int) for v in present):
+        return ColumnDefinition(name=name, type=T_NEWDECIMAL, length=65, flags=BINARY_FLAG)
+    return ColumnDefinition(name=name, type=T_VAR_STRING, length=256 * 3, charset=33)
+
+
+def _prepare(
+    node: exp.Expression, database: str | None, string_cols: set[tuple[str, str]]
+) -> exp.Expression:
+    """The client's query in the executor's terms: lowercased identifiers (MariaDB's are
+    case-insensitive here), DATABASE() as a constant, LIKE case-insensitive, text sorted
+    case-insensitively."""
+    tree = node.copy()
+
+    def fix(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.CurrentSchema):
+            return exp.Literal.string(database) if database is not None else exp.null()
+        if isinstance(n, exp.Like):
+            return exp.ILike(this=n.this, expression=n.expression)
+        if isinstance(n, exp.Identifier):
+            return exp.to_identifier(n.name.lower())
+        if isinstance(n, exp.Table) and n.name:
+            db = n.args.get("db")
+            if db is None:
+                n.set("db", exp.to_identifier(INFORMATION_SCHEMA))
+        return n
+
+    tree = tree.transform(fix)
+    for sel in tree.find_all(exp.Select):
+        _ci_order(sel, string_cols)
+    return tree
+
+
+def _ci_order(select: exp.Select, string_cols: set[tuple[str, str]]) -> None:
+    order = select.args.get("order")
+    if order is None:
+        return
+    aliases = {e.alias.lower() for e in select.expressions if isinstance(e, exp.Alias)}
+    sources = _sources(select)
+    for o in order.expressions:
+        col = o.this
+        if not isinstance(col, exp.Column) or (not col.table and col.name in aliases):
+            continue
+        qual = col.table or None
+        names = [s[1] for s in sources if qual is None or s[0] == qual]
+        if names and all((n, col.name) in string_cols for n in names[:1]):
+            o.set("this", exp.Upper(this=col.copy()))
