@@ -727,8 +727,6 @@ def _prepare(
     def fix(n: exp.Expression) -> exp.Expression:
         if isinstance(n, exp.CurrentSchema):
             return exp.Literal.string(database) if database is not None else exp.null()
-        if isinstance(n, exp.Like):
-            return exp.ILike(this=n.this, expression=n.expression)
         if isinstance(n, exp.Identifier):
             return exp.to_identifier(n.name.lower())
         if isinstance(n, exp.Table) and n.name:
@@ -738,6 +736,8 @@ def _prepare(
         return n
 
     tree = tree.transform(fix)
+    for like in list(tree.find_all(exp.Like)):  # after `fix`: it does not visit replacements
+        like.replace(exp.ILike(this=like.this, expression=like.expression))
     for sel in tree.find_all(exp.Select):
         _ci_order(sel, string_cols)
     return tree
