@@ -191,6 +191,45 @@ QUERIES: list[tuple[str, tuple[Any, ...] | None, bool]] = [
         None,
         False,
     ),
+    # MariaDB's comparisons: text case-insensitive but for `=` (one-value IN) on TABLE_SCHEMA and
+    # TABLE_NAME (looked up case-sensitively), numeric strings against numbers as numbers.
+    (
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() "
+        "AND is_nullable = 'no' AND column_name <> 'ID'",
+        None,
+        False,
+    ),
+    (
+        "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() "
+        "AND index_name = 'primary'",
+        None,
+        False,
+    ),
+    (
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() "
+        "AND ordinal_position = '2'",
+        None,
+        False,
+    ),
+    (
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+        "AND table_name IN ('orders', 'CUSTOMERS')",
+        None,
+        False,
+    ),
+    (
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() "
+        "AND data_type IN ('INT', 'Varchar') ORDER BY column_name",
+        None,
+        True,
+    ),
+    (
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = DATABASE() AND column_name > 'M' "
+        "ORDER BY table_name, column_name",
+        None,
+        True,
+    ),
 ]
 # Whole rows: every column but those listed in the module notes.
 STAR = {

@@ -189,29 +189,43 @@ def _pushdown(
     database: str | None,
     secret: set[str],
 ) -> dict[str, set[str] | None]:
-    """Per information_schema table: the databases the query restricts it to (a top-level
-    `schema_col = 'x'` / `= DATABASE()` / `IN (...)` conjunct), None for all. A constant
-    that is an encrypted table's or column's name is not sent (fetch everything instead)."""
-    out: dict[str, set[str] | None] = {}
+    """Per information_schema table: the databases the query restricts it to, None for all.
+    Restrictions are conjuncts of the top-level WHERE (or of a JOIN's ON, for the table it
+    joins): `schema_col = 'x'`, `= DATABASE()`, `IN (...)`, and `a.schema_col = b.schema_col`
+    carrying b's restriction over to a. A constant that is an encrypted table's or column's
+    name is never sent (that table is fetched whole instead)."""
     top: dict[str, str] = {}  # alias (lowercased) -> information_schema table, top level
+    scoped: list[tuple[exp.Expression, str | None]] = []  # (conjunct, the alias it restricts)
     if isinstance(node, exp.Select):
         for _, t in refs:
             if t.parent_select is node:
                 top[(t.alias or t.name).lower()] = t.name.lower()
-    conjuncts: list[exp.Expression] = []
-    where = node.args.get("where") if isinstance(node, exp.Select) else None
-    if where is not None:
-        conjuncts = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+        where = node.args.get("where")
+        if where is not None:
+            scoped += [(c, None) for c in _conjuncts(where.this)]
+        for j in node.args.get("joins") or []:
+            on, t = j.args.get("on"), j.this
+            # A LEFT or inner join's ON only ever drops rows of the table it joins.
+            if on is not None and isinstance(t, exp.Table) and j.side not in ("RIGHT", "FULL"):
+                scoped += [(c, (t.alias or t.name).lower()) for c in _conjuncts(on)]
     found: dict[str, set[str]] = {}
-    for c in conjuncts:
+    links: list[tuple[str, str]] = []  # (a, b): a's rows need b's database
+    for c, only in scoped:
         hit = _schema_condition(c, top, database)
-        if hit is None:
+        if hit is not None:
+            alias, values = hit
+            if only in (None, alias) and not any(v.lower() in secret for v in values):
+                found[alias] = found[alias] & values if alias in found else values
             continue
-        alias, values = hit
-        name = top[alias]
-        if SPECS.get(name) is None or any(v.lower() in secret for v in values):
-            continue
-        found[alias] = found[alias] & values if alias in found else values
+        link = _schema_link(c, top)
+        if link is not None:
+            a, b = link
+            links += [(x, y) for x, y in ((a, b), (b, a)) if only in (None, x)]
+    for _ in range(len(top)):
+        for a, b in links:
+            if b in found and (a not in found or not found[a] <= found[b]):
+                found[a] = found[a] & found[b] if a in found else set(found[b])
+    out: dict[str, set[str] | None] = {}
     for name, t in refs:
         alias = (t.alias or t.name).lower()
         restricted = (
@@ -224,6 +238,37 @@ def _pushdown(
         else:
             out[name] = restricted
     return out
+
+
+def _conjuncts(e: exp.Expression) -> list[exp.Expression]:
+    while isinstance(e, exp.Paren):
+        e = e.this
+    return [_unparen(c) for c in e.flatten()] if isinstance(e, exp.And) else [e]
+
+
+def _unparen(e: exp.Expression) -> exp.Expression:
+    while isinstance(e, exp.Paren):
+        e = e.this
+    return e
+
+
+def _alias_of(col: exp.Column, top: dict[str, str]) -> str | None:
+    """The top-level table a schema column reference belongs to (by qualifier, or the only
+    table), when the column is that table's database column."""
+    alias = col.table.lower() if col.table else (next(iter(top)) if len(top) == 1 else None)
+    if alias is None or alias not in top:
+        return None
+    spec = SPECS.get(top[alias])
+    return alias if spec is not None and col.name.lower() == spec.schema_col else None
+
+
+def _schema_link(c: exp.Expression, top: dict[str, str]) -> tuple[str, str] | None:
+    if not (isinstance(c, exp.EQ) and isinstance(c.this, exp.Column)):
+        return None
+    if not isinstance(c.expression, exp.Column):
+        return None
+    a, b = _alias_of(c.this, top), _alias_of(c.expression, top)
+    return (a, b) if a is not None and b is not None and a != b else None
 
 
 def _schema_condition(
@@ -241,11 +286,8 @@ def _schema_condition(
         return None
     if not isinstance(col, exp.Column):
         return None
-    alias = col.table.lower() if col.table else (next(iter(top)) if len(top) == 1 else None)
-    if alias is None or alias not in top:
-        return None
-    spec = SPECS.get(top[alias])
-    if spec is None or col.name.lower() != spec.schema_col:
+    alias = _alias_of(col, top)
+    if alias is None:
         return None
     out = set()
     for v in values:
@@ -584,12 +626,7 @@ def _evaluate(
     tables: dict[str, list[Row]],
     database: str | None,
 ) -> RowsDecoder:
-    string_cols = {
-        (name, d.name.decode().lower())
-        for name, ds in defs.items()
-        for d in ds
-        if d.charset != CHARSET_BINARY
-    }
+    kinds = _kinds(defs)
     first = node
     while isinstance(first, exp.SetOperation):
         first = first.this
@@ -597,7 +634,7 @@ def _evaluate(
         raise Unsupported("this information_schema query")
     _expand_stars(first, defs)
     out_cols = _out_columns(first, sql, defs)
-    tree = _prepare(node, database, string_cols)
+    tree = _prepare(node, database, kinds)
     sqlglot_schema = {
         INFORMATION_SCHEMA: {
             name: {d.name.decode().lower(): _sql_type(d) for d in ds} for name, ds in defs.items()
@@ -716,12 +753,10 @@ def _definition(oc: _OutCol, values: list[Any]) -> ColumnDefinition:
     return ColumnDefinition(name=name, type=T_VAR_STRING, length=256 * 3, charset=33)
 
 
-def _prepare(
-    node: exp.Expression, database: str | None, string_cols: set[tuple[str, str]]
-) -> exp.Expression:
+def _prepare(node: exp.Expression, database: str | None, kinds: Kinds) -> exp.Expression:
     """The client's query in the executor's terms: lowercased identifiers (MariaDB's are
-    case-insensitive here), DATABASE() as a constant, LIKE case-insensitive, text sorted
-    case-insensitively."""
+    case-insensitive here), DATABASE() as a constant, comparisons and sorting of text
+    case-insensitive (utf8mb3_general_ci), numbers compared with numeric strings as numbers."""
     tree = node.copy()
 
     def fix(n: exp.Expression) -> exp.Expression:
@@ -738,12 +773,86 @@ def _prepare(
     tree = tree.transform(fix)
     for like in list(tree.find_all(exp.Like)):  # after `fix`: it does not visit replacements
         like.replace(exp.ILike(this=like.this, expression=like.expression))
-    for sel in tree.find_all(exp.Select):
-        _ci_order(sel, string_cols)
+    for sel in list(tree.find_all(exp.Select)):
+        _collate(sel, kinds)
+        _ci_order(sel, kinds)
     return tree
 
 
-def _ci_order(select: exp.Select, string_cols: set[tuple[str, str]]) -> None:
+# (information_schema table, column) -> "int" | "text" | "other"; lookup columns marked.
+Kinds = dict[tuple[str, str], str]
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
+
+
+def _kinds(defs: dict[str, list[ColumnDefinition]]) -> Kinds:
+    out: Kinds = {}
+    for name, ds in defs.items():
+        for d in ds:
+            kind = (
+                "int"
+                if d.type in _INT_TYPES
+                else "text"
+                if d.charset != CHARSET_BINARY
+                else "other"
+            )
+            out[(name, d.name.decode().lower())] = kind
+    return out
+
+
+def _resolve(
+    col: exp.Column, sources: list[tuple[str, str, str]], kinds: Kinds
+) -> tuple[str, str] | None:
+    """(information_schema table, column) a column reference of one SELECT names."""
+    qual = col.table.lower() if col.table else None
+    for alias, name, _ in sources:
+        if (qual is None or alias == qual) and (name, col.name.lower()) in kinds:
+            return name, col.name.lower()
+    return None
+
+
+def _is_lookup(ref: tuple[str, str] | None) -> bool:
+    """TABLE_SCHEMA / TABLE_NAME (per table): MariaDB looks an `=` constant up in the
+    file system, case-sensitively, before its case-insensitive comparison."""
+    if ref is None or ref[0] not in SPECS:
+        return False
+    spec = SPECS[ref[0]]
+    return ref[1] in (spec.schema_col, spec.table_col)
+
+
+def _collate(select: exp.Select, kinds: Kinds) -> None:
+    """Comparisons of an information_schema column with constants, as MariaDB makes them."""
+    sources = _sources(select)
+    for cmp in list(select.find_all(*_COMPARISONS, exp.In)):
+        if cmp.parent_select is not select:
+            continue
+        if isinstance(cmp, exp.In):
+            if cmp.args.get("query") or not isinstance(cmp.this, exp.Column):
+                continue
+            # A one-value IN is an `=` to MariaDB (looked up too); a longer list is not.
+            col, consts = cmp.this, list(cmp.expressions)
+            exact = len(consts) == 1
+        elif isinstance(cmp.this, exp.Column) and isinstance(cmp.expression, exp.Literal):
+            col, consts, exact = cmp.this, [cmp.expression], isinstance(cmp, exp.EQ)
+        elif isinstance(cmp.expression, exp.Column) and isinstance(cmp.this, exp.Literal):
+            col, consts, exact = cmp.expression, [cmp.this], isinstance(cmp, exp.EQ)
+        else:
+            continue
+        if not all(isinstance(c, exp.Literal) for c in consts):
+            continue
+        ref = _resolve(col, sources, kinds)
+        kind = kinds.get(ref) if ref is not None else None
+        if kind == "int":
+            for c in consts:
+                if c.is_string and re.fullmatch(r"\s*-?\d+(\.\d*)?\s*", c.this):
+                    c.replace(exp.Literal.number(c.this.strip()))
+        elif kind == "text" and not (exact and _is_lookup(ref)):
+            for c in consts:
+                if c.is_string:
+                    c.replace(exp.Upper(this=c.copy()))
+            col.replace(exp.Upper(this=col.copy()))
+
+
+def _ci_order(select: exp.Select, kinds: Kinds) -> None:
     order = select.args.get("order")
     if order is None:
         return
@@ -753,7 +862,6 @@ def _ci_order(select: exp.Select, string_cols: set[tuple[str, str]]) -> None:
         col = o.this
         if not isinstance(col, exp.Column) or (not col.table and col.name in aliases):
             continue
-        qual = col.table or None
-        names = [s[1] for s in sources if qual is None or s[0] == qual]
-        if names and all((n, col.name) in string_cols for n in names[:1]):
+        ref = _resolve(col, sources, kinds)
+        if ref is not None and kinds[ref] == "text":
             o.set("this", exp.Upper(this=col.copy()))
