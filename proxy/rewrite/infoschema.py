@@ -17,6 +17,7 @@ What cannot be evaluated is refused (1235): never an answer with anonymized name
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,11 @@ from functools import partial
 from typing import Any
 
 from sqlglot import exp
-from sqlglot.executor import execute as sqlglot_execute
+from sqlglot.executor.python import PythonExecutor
+from sqlglot.executor.table import ensure_tables
+from sqlglot.optimizer import optimize
+from sqlglot.planner import Plan
+from sqlglot.schema import ensure_schema
 
 from onion.encoding import Kind
 from proxy.protocol.codec import ColumnDefinition, make_text_row
@@ -137,8 +142,8 @@ def plan_infoschema(
         raise Unsupported("information_schema queries that also read other tables")
     if executable_comment:
         raise Unsupported("executable comments (/*! ... */)")
-    if node.args.get("into") is not None or node.args.get("locks"):
-        raise Unsupported("SELECT ... INTO / FOR UPDATE on information_schema")
+    if node.args.get("into") is not None:
+        raise Unsupported("SELECT ... INTO on information_schema")
     wanted = sorted(names & SPECS.keys())
     pushed = _pushdown(node, refs, database, _secret_names(schema))
     if all(pushed.get(n) is not None for n in wanted) and not any(
@@ -640,12 +645,15 @@ def _evaluate(
             name: {d.name.decode().lower(): _sql_type(d) for d in ds} for name, ds in defs.items()
         }
     }
-    result = sqlglot_execute(
+    # sqlglot.executor.execute, with the functions MariaDB has and the executor lacks.
+    optimized = optimize(
         tree,
-        schema=sqlglot_schema,
-        tables={INFORMATION_SCHEMA: tables},
+        ensure_schema(sqlglot_schema, dialect="mysql"),
+        leave_tables_isolated=True,
         dialect="mysql",
     )
+    data = ensure_tables({INFORMATION_SCHEMA: tables}, dialect="mysql")
+    result = PythonExecutor(env=_ENV, tables=data).execute(Plan(optimized))
     rows = [tuple(r) for r in result.rows]
     if len(result.columns) != len(out_cols):
         raise Unsupported("this information_schema query (its columns)")
@@ -666,6 +674,7 @@ class _OutCol:
     name: str
     source: ColumnDefinition | None  # a column of an information_schema table, as is
     table: str = ""
+    binary: bool = False  # BINARY x: a binary string
 
 
 def _sources(select: exp.Select) -> list[tuple[str, str, str]]:
@@ -724,7 +733,7 @@ def _out_columns(
             if found is not None:
                 out.append(_OutCol(alias or e.name, found[0], found[1]))
                 continue
-        out.append(_OutCol(alias or _written(e, sql) or e.sql("mysql"), None))
+        out.append(_OutCol(alias or _written(e, sql) or e.sql("mysql"), None, binary=_is_binary(e)))
     return out
 
 
@@ -745,6 +754,8 @@ def _definition(oc: _OutCol, values: list[Any]) -> ColumnDefinition:
             org_name=d.org_name,
         )
     present = [v for v in values if v is not None]
+    if oc.binary:
+        return ColumnDefinition(name=name, type=T_VAR_STRING, length=256 * 3, flags=BINARY_FLAG)
     if present and all(isinstance(v, int) for v in present):
         flags = BINARY_FLAG | (NOT_NULL_FLAG if len(present) == len(values) else 0)
         return ColumnDefinition(name=name, type=T_LONGLONG, length=21, flags=flags)
@@ -771,12 +782,79 @@ def _prepare(node: exp.Expression, database: str | None, kinds: Kinds) -> exp.Ex
         return n
 
     tree = tree.transform(fix)
+    for sel in tree.find_all(exp.Select):
+        sel.set("locks", None)  # FOR UPDATE / LOCK IN SHARE MODE: MariaDB locks nothing here
     for like in list(tree.find_all(exp.Like)):  # after `fix`: it does not visit replacements
-        like.replace(exp.ILike(this=like.this, expression=like.expression))
+        like.replace(exp.ILike(**like.args))
     for sel in list(tree.find_all(exp.Select)):
         _collate(sel, kinds)
         _ci_order(sel, kinds)
+    # BINARY x: compared and sorted as is (Python's str order is the code points'), after
+    # the case-insensitive wrapping above, which it escapes.
+    for cast in list(tree.find_all(exp.Cast)):
+        if _is_binary(cast):
+            cast.replace(cast.this)
+    for gc in list(tree.find_all(exp.GroupConcat)):
+        gc.replace(_group_concat(gc))
     return tree
+
+
+def _is_binary(e: exp.Expression) -> bool:
+    return isinstance(e, exp.Cast) and e.to.this in (
+        exp.DataType.Type.BINARY,
+        exp.DataType.Type.VARBINARY,
+    )
+
+
+def _group_concat(gc: exp.GroupConcat) -> exp.Expression:
+    """GROUP_CONCAT([DISTINCT] x [ORDER BY k ...] [SEPARATOR s]) as an ARRAY_AGG of
+    (x, k...) rows that CRYPTDB_GROUP_CONCAT joins (the executor has no GROUP_CONCAT)."""
+    inner, keys = gc.this, []
+    if isinstance(inner, exp.Order):
+        inner, keys = inner.this, list(inner.expressions)
+    distinct = isinstance(inner, exp.Distinct)
+    if distinct:
+        if len(inner.expressions) != 1:
+            raise Unsupported("GROUP_CONCAT(DISTINCT with several expressions)")
+        inner = inner.expressions[0]
+    sep = gc.args.get("separator")
+    if sep is not None and not (isinstance(sep, exp.Literal) and sep.is_string):
+        raise Unsupported("GROUP_CONCAT with this SEPARATOR")
+    spec = {
+        "sep": sep.this if sep is not None else ",",
+        "desc": [bool(k.args.get("desc")) for k in keys],
+        "distinct": distinct,
+    }
+    row = exp.Anonymous(this="CRYPTDB_ROW", expressions=[inner, *(k.this for k in keys)])
+    return exp.Anonymous(
+        this="CRYPTDB_GROUP_CONCAT",
+        expressions=[exp.ArrayAgg(this=row), exp.Literal.string(json.dumps(spec))],
+    )
+
+
+def _sort_value(v: Any) -> tuple[bool, Any]:
+    return (v is not None, v.upper() if isinstance(v, str) else (v if v is not None else 0))
+
+
+def _cryptdb_group_concat(rows: list[tuple[Any, ...]] | None, spec_json: str) -> str | None:
+    spec = json.loads(spec_json)
+    rows = [r for r in rows or [] if r[0] is not None]
+    for i in reversed(range(len(spec["desc"]))):
+        rows.sort(key=lambda r, i=i: _sort_value(r[i + 1]), reverse=spec["desc"][i])
+    values = [v.decode() if isinstance(v, bytes) else _text(v) for v, *_ in rows]
+    if spec["distinct"]:
+        values = list(dict.fromkeys(values))
+    return spec["sep"].join(values) if values else None
+
+
+def _text(v: Any) -> str:
+    return format(v, "f") if isinstance(v, Decimal) else str(v)
+
+
+_ENV: dict[str, Callable[..., Any]] = {
+    "CRYPTDB_ROW": lambda *args: args,
+    "CRYPTDB_GROUP_CONCAT": _cryptdb_group_concat,
+}
 
 
 # (information_schema table, column) -> "int" | "text" | "other"; lookup columns marked.
@@ -822,7 +900,7 @@ def _is_lookup(ref: tuple[str, str] | None) -> bool:
 def _collate(select: exp.Select, kinds: Kinds) -> None:
     """Comparisons of an information_schema column with constants, as MariaDB makes them."""
     sources = _sources(select)
-    for cmp in list(select.find_all(*_COMPARISONS, exp.In)):
+    for cmp in list(select.find_all(*_COMPARISONS, exp.In, exp.Between)):
         if cmp.parent_select is not select:
             continue
         if isinstance(cmp, exp.In):
@@ -831,6 +909,10 @@ def _collate(select: exp.Select, kinds: Kinds) -> None:
             # A one-value IN is an `=` to MariaDB (looked up too); a longer list is not.
             col, consts = cmp.this, list(cmp.expressions)
             exact = len(consts) == 1
+        elif isinstance(cmp, exp.Between):
+            col, consts, exact = cmp.this, [cmp.args["low"], cmp.args["high"]], False
+            if not isinstance(col, exp.Column):
+                continue
         elif isinstance(cmp.this, exp.Column) and isinstance(cmp.expression, exp.Literal):
             col, consts, exact = cmp.this, [cmp.expression], isinstance(cmp, exp.EQ)
         elif isinstance(cmp.expression, exp.Column) and isinstance(cmp.this, exp.Literal):
