@@ -15,6 +15,7 @@ ciphertext to the client: a decryption failure becomes an ERR packet.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -196,7 +197,20 @@ async def evaluate(session: Session, client: PacketStream, plan: Evaluate) -> No
         session.status = result.status
         definitions = [ColumnDefinition.decode(d) for d in result.definitions]
         fetched.append((definitions, result.rows))
-    decoder = plan.finish(fetched)  # may raise a Refusal
+    try:
+        decoder = plan.finish(fetched)  # a Refusal: a query it cannot evaluate
+    except MysqlError:
+        raise
+    except Exception as e:
+        # A bug must not cost the client its connection; type and stack only (no names).
+        log.error(
+            "information_schema evaluation failed with %s\n%s",
+            type(e).__name__,
+            "".join(traceback.format_tb(e.__traceback__)),
+        )
+        raise cryptdb_error(
+            ER_CRYPTDB_SESSION, "internal error while answering an information_schema query"
+        ) from None
     values = decoder.decode([])
     await send_result(client, session.capabilities, decoder, values, status=session.status)
 

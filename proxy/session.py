@@ -233,3 +233,4 @@ class Session:
 
     async def close(self) -> None:
         await self.backend.close()
+

@@ -173,8 +173,9 @@ def _table_refs(
 
 
 def _has_tables(schema: Schema, name: str) -> bool:
-    db = schema.database(name)
-    return db is not None and bool(db.tables)
+    """Case-insensitively: a backend with lower_case_table_names would match either way."""
+    low = name.lower()
+    return any(db.tables for n, db in schema.databases.items() if n.lower() == low)
 
 
 def _secret_names(schema: Schema) -> set[str]:
@@ -486,14 +487,13 @@ def _ordered_indexes(table: Table) -> list[Index]:
 
 def _statistics(db: Database, table: Table, backend: list[Row], proxied: _Proxied) -> list[Row]:
     base = backend[0]
-    cardinality = {
-        (r.get("index_name"), r.get("seq_in_index")): r.get("cardinality") for r in backend
-    }
+    by_part = {(r.get("index_name"), r.get("seq_in_index")): r for r in backend}
     out = []
     for idx in _ordered_indexes(table):
         backend_name = "PRIMARY" if idx.primary else (idx.backend[0] if idx.backend else "")
         for seq, cid in enumerate(idx.columns, start=1):
             c = table.column_by_id(cid)
+            part = by_part.get((backend_name, seq), {})
             row = dict(base)
             row.update(
                 table_name=table.name,
@@ -502,8 +502,9 @@ def _statistics(db: Database, table: Table, backend: list[Row], proxied: _Proxie
                 seq_in_index=seq,
                 column_name=c.name,
                 collation="A",
-                cardinality=cardinality.get((backend_name, seq)),
-                sub_part=None,
+                cardinality=part.get("cardinality"),
+                # A plain column is indexed as declared; an onion's prefix is the proxy's.
+                sub_part=part.get("sub_part") if c.plain else None,
                 packed=None,
                 nullable="YES" if c.nullable else "",
                 index_type="BTREE",
