@@ -534,8 +534,30 @@ def test_plans(encrypted: EncryptedRunner) -> None:
     assert encrypted.database in plan.fetch[0]
     with pytest.raises(Unsupported):
         encrypted.plan("SELECT * FROM information_schema.innodb_sys_tables")
-    with pytest.raises(Unsupported):
-        encrypted.plan("SELECT /*! STRAIGHT_JOIN */ * FROM information_schema.tables")
+    for refused in (
+        "SELECT /*! STRAIGHT_JOIN */ * FROM information_schema.tables",
+        "SELECT * FROM information_schema.columns WHERE ((",  # unparseable: fail closed
+        "SELECT 1; SELECT * FROM information_schema.`TABLES`",
+        "SELECT table_name FROM information_schema.tables WHERE table_name REGEXP '^o'",
+    ):
+        with pytest.raises(Unsupported):
+            encrypted.execute(refused)
+    # Unqualified, with information_schema as the current database.
+    plan = encrypted.rewriter.plan(
+        "SELECT table_name FROM tables WHERE table_schema = 'x'",
+        schema=encrypted.schema,
+        crypto=encrypted.crypto,
+        database="information_schema",
+    )
+    assert isinstance(plan, PassThrough)  # a database without the proxy's tables
+    # The same shape with another constant: that pass-through was not cached for the shape.
+    plan = encrypted.rewriter.plan(
+        f"SELECT table_name FROM tables WHERE table_schema = '{encrypted.database}'",
+        schema=encrypted.schema,
+        crypto=encrypted.crypto,
+        database="information_schema",
+    )
+    assert isinstance(plan, Evaluate)
     # Evaluated in the proxy: LIKE and ORDER BY case-insensitive, `=` on names not, aliases
     # and columns named as written.
     rows = encrypted.execute(

@@ -45,7 +45,7 @@ from proxy.rewrite.decode import (
     int_digits,
 )
 from proxy.rewrite.errors import Unsupported
-from proxy.rewrite.plan import LAYERS_TABLE, Evaluate, Fetched, quote_ident
+from proxy.rewrite.plan import LAYERS_TABLE, Evaluate, Fetched, PassThrough, quote_ident
 from proxy.rewrite.select import _written
 from proxy.rewrite.show import column_key, display_type, policy_comment
 from proxy.schema import Column, Database, Index, Schema, Table
@@ -124,9 +124,10 @@ def plan_infoschema(
     schema: Schema,
     database: str | None,
     executable_comment: bool = False,
-) -> Evaluate | None:
+) -> Evaluate | PassThrough | None:
     """An Evaluate plan when `node` reads information_schema tables that could show the
-    proxy's tables; None when it does not concern them (the caller goes on as before)."""
+    proxy's tables; PassThrough when its constants keep it to other databases; None when it
+    does not concern them (the caller goes on as before)."""
     refs, others = _table_refs(node, database)
     if not refs or not any(db.tables for db in schema.databases.values()):
         return None
@@ -149,10 +150,24 @@ def plan_infoschema(
     if all(pushed.get(n) is not None for n in wanted) and not any(
         _has_tables(schema, db) for n in wanted for db in pushed[n] or ()
     ):
-        return None  # only databases the proxy has no table in: the backend answers exactly
+        # Only databases the proxy has no table in: the backend answers exactly. A decision
+        # made on the constants: the caller must not cache it for the statement's shape.
+        return PassThrough()
     fetch = [_fetch_sql(n, pushed.get(n)) for n in wanted]
     finish = partial(_finish, node.copy(), sql, wanted, schema, database)
     return Evaluate(fetch, finish)
+
+
+_MENTION = re.compile(
+    r"information_schema[`\s]*\.[`\s]*(?:" + "|".join(sorted(SPECS.keys() | REFUSED)) + r")\b",
+    re.I,
+)
+
+
+def mentions_infoschema(schema: Schema, text: str) -> bool:
+    """Text that could not be parsed but reads an information_schema table listing the
+    proxy's tables: refused (fail closed) rather than answered with backend names."""
+    return _MENTION.search(text) is not None and any(db.tables for db in schema.databases.values())
 
 
 def _table_refs(
