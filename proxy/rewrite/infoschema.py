@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlglot import exp
 from sqlglot.executor.python import PythonExecutor
+from sqlglot.executor.table import Table as ExecTable
 from sqlglot.executor.table import ensure_tables
 from sqlglot.optimizer import optimize
 from sqlglot.planner import Plan
@@ -668,7 +669,18 @@ def _evaluate(
         leave_tables_isolated=True,
         dialect="mysql",
     )
-    data = ensure_tables({INFORMATION_SCHEMA: tables}, dialect="mysql")
+    # Tables built here: ensure_tables would normalize every name of every row (slow).
+    data = ensure_tables(
+        {
+            INFORMATION_SCHEMA: {
+                name: ExecTable(keys, [tuple(r.get(k) for k in keys) for r in tables[name]])
+                for name, keys in (
+                    (name, [d.name.decode().lower() for d in ds]) for name, ds in defs.items()
+                )
+            }
+        },
+        dialect="mysql",
+    )
     result = PythonExecutor(env=_ENV, tables=data).execute(Plan(optimized))
     rows = [tuple(r) for r in result.rows]
     if len(result.columns) != len(out_cols):
