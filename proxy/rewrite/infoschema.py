@@ -39,6 +39,8 @@ from proxy.rewrite.columns import default_sql
 from proxy.rewrite.decode import (
     BINARY_FLAG,
     CHARSET_BINARY,
+    CHARSET_UTF8MB4_CI,
+    NOT_FIXED_DEC,
     NOT_NULL_FLAG,
     T_LONGLONG,
     T_NEWDECIMAL,
@@ -685,7 +687,13 @@ def _evaluate(
     rows = [tuple(r) for r in result.rows]
     if len(result.columns) != len(out_cols):
         raise Unsupported("this information_schema query (its columns)")
-    definitions = [_definition(oc, [r[i] for r in rows]) for i, oc in enumerate(out_cols)]
+    text_charset = next(
+        (d.charset for ds in defs.values() for d in ds if d.charset != CHARSET_BINARY),
+        CHARSET_UTF8MB4_CI,
+    )
+    definitions = [
+        _definition(oc, [r[i] for r in rows], text_charset) for i, oc in enumerate(out_cols)
+    ]
     return RowsDecoder(definitions, rows)
 
 
@@ -765,7 +773,7 @@ def _out_columns(
     return out
 
 
-def _definition(oc: _OutCol, values: list[Any]) -> ColumnDefinition:
+def _definition(oc: _OutCol, values: list[Any], text_charset: int) -> ColumnDefinition:
     name = oc.name.encode()
     if oc.source is not None:
         d = oc.source
@@ -783,13 +791,16 @@ def _definition(oc: _OutCol, values: list[Any]) -> ColumnDefinition:
         )
     present = [v for v in values if v is not None]
     if oc.binary:
-        return ColumnDefinition(name=name, type=T_VAR_STRING, length=256 * 3, flags=BINARY_FLAG)
+        return ColumnDefinition(name=name, type=T_VAR_STRING, length=192, flags=BINARY_FLAG)
     if present and all(isinstance(v, int) for v in present):
         flags = BINARY_FLAG | (NOT_NULL_FLAG if len(present) == len(values) else 0)
         return ColumnDefinition(name=name, type=T_LONGLONG, length=21, flags=flags)
     if present and all(isinstance(v, Decimal | float | int) for v in present):
         return ColumnDefinition(name=name, type=T_NEWDECIMAL, length=65, flags=BINARY_FLAG)
-    return ColumnDefinition(name=name, type=T_VAR_STRING, length=256 * 3, charset=33)
+    # Text in the charset the backend sends information_schema text in (the session's).
+    return ColumnDefinition(
+        name=name, type=T_VAR_STRING, length=256, charset=text_charset, decimals=NOT_FIXED_DEC
+    )
 
 
 def _prepare(node: exp.Expression, database: str | None, kinds: Kinds) -> exp.Expression:
