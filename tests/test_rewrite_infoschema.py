@@ -48,6 +48,16 @@ DDL = [
       KEY (customer_id),
       UNIQUE KEY uq_pair (customer_id, qty)
     )""",
+    # No PRIMARY KEY: MariaDB promotes the UNIQUE NOT NULL key (COLUMN_KEY PRI).
+    """CREATE TABLE tags (
+      label VARCHAR(30) NOT NULL,
+      weight DECIMAL(6,2) UNSIGNED DEFAULT 1.5,
+      at DATETIME(3) DEFAULT '2020-01-01',
+      quoted VARCHAR(10) DEFAULT 'it''s',
+      big BIGINT UNSIGNED,
+      UNIQUE KEY (label),
+      KEY (weight, label)
+    )""",
 ]
 # Policies written in the DDL, which the proxy reports back as they were written.
 EXPLICIT = {"email", "bio", "code", "note"}
@@ -422,7 +432,7 @@ def test_no_backend_name_ever_appears(pair) -> None:
     _, rows = run(
         enc, "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
     )
-    assert sorted(r[0] for r in rows) == ["customers", "orders"]
+    assert sorted(r[0] for r in rows) == ["customers", "orders", "tags"]
 
 
 def test_plain_table_appears_as_the_backend_reports_it(pair, direct, database: str) -> None:
