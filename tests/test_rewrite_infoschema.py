@@ -578,3 +578,16 @@ def test_plans(encrypted: EncryptedRunner) -> None:
     assert encrypted.execute(
         "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'ORDERS'"
     ) == [(0,)]
+
+
+def test_show_index_matches_plaintext_mariadb(pair) -> None:
+    """Django's get_constraints ends with SHOW INDEX (answered from the schema: Cardinality
+    NULL, not compared)."""
+    enc, plain = pair
+    for table in ("customers", "orders", "tags"):
+        sql = f"SHOW INDEX FROM `{table}`"
+        names_e, rows_e = run(enc, sql)
+        names_p, rows_p = run(plain, sql)
+        assert names_e == names_p
+        assert [r[:6] + r[7:] for r in rows_e] == [r[:6] + r[7:] for r in rows_p], table
+        assert all(r[6] is None for r in rows_e)

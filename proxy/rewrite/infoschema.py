@@ -31,8 +31,8 @@ from proxy.rewrite.decode import int_digits
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.evaluate import INFORMATION_SCHEMA, Row, RowsDecoder, convert, evaluate
 from proxy.rewrite.plan import LAYERS_TABLE, Evaluate, Fetched, PassThrough, quote_ident
-from proxy.rewrite.show import column_key, display_type, policy_comment
-from proxy.schema import Column, Database, Index, Schema, Table
+from proxy.rewrite.show import column_key, display_type, ordered_indexes, policy_comment
+from proxy.schema import Column, Database, Schema, Table
 
 
 @dataclass(frozen=True)
@@ -461,16 +461,11 @@ def column_default(c: Column) -> str | None:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def _ordered_indexes(table: Table) -> list[Index]:
-    """MariaDB's key order: the primary key, unique keys, then the others."""
-    return sorted(table.indexes, key=lambda i: 0 if i.primary else 1 if i.unique else 2)
-
-
 def _statistics(db: Database, table: Table, backend: list[Row], proxied: _Proxied) -> list[Row]:
     base = backend[0]
     by_part = {(r.get("index_name"), r.get("seq_in_index")): r for r in backend}
     out = []
-    for idx in _ordered_indexes(table):
+    for idx in ordered_indexes(table):
         backend_name = "PRIMARY" if idx.primary else (idx.backend[0] if idx.backend else "")
         for seq, cid in enumerate(idx.columns, start=1):
             c = table.column_by_id(cid)
@@ -501,7 +496,7 @@ def _key_column_usage(
 ) -> list[Row]:
     base = backend[0]
     out = []
-    for idx in _ordered_indexes(table):
+    for idx in ordered_indexes(table):
         if not idx.unique:
             continue
         for seq, cid in enumerate(idx.columns, start=1):
@@ -531,7 +526,7 @@ def _table_constraints(
             "table_name": table.name,
             "constraint_type": "PRIMARY KEY" if idx.primary else "UNIQUE",
         }
-        for idx in _ordered_indexes(table)
+        for idx in ordered_indexes(table)
         if idx.unique
     ]
 
