@@ -10,7 +10,8 @@ import sqlglot
 
 from proxy.protocol.codec import ColumnDefinition
 from proxy.rewrite.decode import T_LONGLONG, T_VAR_STRING
-from proxy.rewrite.evaluate import RowsDecoder, evaluate
+from proxy.rewrite.errors import Unsupported
+from proxy.rewrite.evaluate import RowsDecoder, check_supported, evaluate
 
 UTF8 = 45
 
@@ -161,3 +162,23 @@ def test_joins_subqueries_unions() -> None:
 def test_what_the_executor_cannot_run_raises(sql: str) -> None:
     with pytest.raises(Exception):  # noqa: B017 - the caller refuses on any of them
         run(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # The executor compiles queries into Python: nothing may reach code position.
+        "SELECT table_name FROM information_schema.tables AS `t\\` WHERE `t\\`.table_name = 'x'",
+        'SELECT table_name AS `a"b` FROM information_schema.tables',
+        "SELECT table_name COLLATE utf8_bin FROM information_schema.tables",
+        "SELECT _utf8mb4'x' FROM information_schema.tables",
+        "SELECT @x FROM information_schema.tables",
+        "SELECT @@version FROM information_schema.tables",
+        "SELECT CAST(table_name AS CHAR CHARACTER SET utf8mb4) FROM information_schema.tables",
+        "SELECT __import__('os') FROM information_schema.tables",
+        "SELECT table_name FROM information_schema.tables WHERE MATCH(table_name) AGAINST ('x')",
+    ],
+)
+def test_unsafe_or_unknown_constructs_are_refused_before_anything_runs(sql: str) -> None:
+    with pytest.raises(Unsupported):
+        check_supported(sqlglot.parse_one(sql, read="mysql"))

@@ -261,12 +261,44 @@ def _definition(oc: _OutCol, values: list[Any], text_charset: int) -> ColumnDefi
     )
 
 
+# The executor compiles the query into Python source and evaluates it in the proxy, which
+# holds the keys: only node types known to render as safe Python are let through (a Var, a
+# COLLATE name, an introducer would be code), and no identifier with a quote, backslash or
+# control character (identifiers go in double-quoted strings without escaping, so a
+# backslash could end one early and put the rest of the query in code position).
+_SAFE_NODES: tuple[type[exp.Expression], ...] = (
+    exp.Select, exp.Union, exp.From, exp.Join, exp.Where, exp.Group, exp.Having, exp.Order,
+    exp.Ordered, exp.Limit, exp.Offset, exp.Lock, exp.Subquery, exp.Exists, exp.Table,
+    exp.TableAlias, exp.Alias, exp.Column, exp.Identifier, exp.Star, exp.Literal, exp.Null,
+    exp.Boolean, exp.Paren, exp.Tuple, exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.GT,
+    exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In, exp.Between, exp.Like, exp.Add, exp.Sub,
+    exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.Case, exp.If, exp.Coalesce, exp.Nullif,
+    exp.Concat, exp.ConcatWs, exp.Upper, exp.Lower, exp.Length, exp.Substring, exp.Trim,
+    exp.Abs, exp.Round, exp.CurrentSchema, exp.Cast, exp.DataType, exp.Count, exp.Sum,
+    exp.Min, exp.Max, exp.Avg, exp.GroupConcat, exp.Distinct,
+)  # fmt: skip
+_UNSAFE_IDENTIFIER = re.compile(r'["\\\x00-\x1f\x7f]')
+
+
+def check_supported(tree: exp.Expression) -> None:
+    """Refuse (Unsupported) what the evaluator must not or cannot run: at plan time, before
+    anything is fetched."""
+    for n in tree.walk():
+        if type(n) not in _SAFE_NODES:
+            raise Unsupported(f"{n.key.upper()} in information_schema queries")
+        if isinstance(n, exp.Identifier) and _UNSAFE_IDENTIFIER.search(n.name):
+            raise Unsupported("identifiers with quotes, backslashes or control characters here")
+        if isinstance(n, exp.DataType) and n.expressions:
+            raise Unsupported("CAST with type parameters in information_schema queries")
+
+
 def _prepare(
     node: exp.Expression, database: str | None, kinds: Kinds, lookups: Lookups
 ) -> exp.Expression:
     """The client's query in the executor's terms: lowercased identifiers (MariaDB's are
     case-insensitive here), DATABASE() as a constant, comparisons and sorting of text
     case-insensitive (utf8mb3_general_ci), numbers compared with numeric strings as numbers."""
+    check_supported(node)  # also checked at plan time; cheap, and evaluate() is public
     tree = node.copy()
 
     def fix(n: exp.Expression) -> exp.Expression:

@@ -29,7 +29,14 @@ from proxy.protocol.codec import ColumnDefinition
 from proxy.rewrite.columns import default_sql
 from proxy.rewrite.decode import int_digits
 from proxy.rewrite.errors import Unsupported
-from proxy.rewrite.evaluate import INFORMATION_SCHEMA, Row, RowsDecoder, convert, evaluate
+from proxy.rewrite.evaluate import (
+    INFORMATION_SCHEMA,
+    Row,
+    RowsDecoder,
+    check_supported,
+    convert,
+    evaluate,
+)
 from proxy.rewrite.plan import LAYERS_TABLE, Evaluate, Fetched, PassThrough, quote_ident
 from proxy.rewrite.show import column_key, display_type, ordered_indexes, policy_comment
 from proxy.schema import Column, Database, Schema, Table
@@ -126,6 +133,7 @@ def plan_infoschema(
         raise Unsupported("executable comments (/*! ... */)")
     if node.args.get("into") is not None:
         raise Unsupported("SELECT ... INTO on information_schema")
+    check_supported(node)
     wanted = sorted(names & SPECS.keys())
     pushed = _pushdown(node, refs, database, _secret_names(schema))
     if all(pushed.get(n) is not None for n in wanted) and not any(
