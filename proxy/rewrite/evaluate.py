@@ -277,6 +277,9 @@ _SAFE_NODES: tuple[type[exp.Expression], ...] = (
     exp.Abs, exp.Round, exp.CurrentSchema, exp.Cast, exp.DataType, exp.Count, exp.Sum,
     exp.Min, exp.Max, exp.Avg, exp.GroupConcat, exp.Distinct,
 )  # fmt: skip
+_T = exp.DataType.Type
+_CAST_TYPES = {_T.CHAR, _T.VARCHAR, _T.TEXT, _T.BINARY, _T.VARBINARY, _T.BIGINT, _T.UBIGINT}
+_CAST_TYPES |= {_T.INT, _T.UINT, _T.DECIMAL, _T.DATE, _T.DATETIME}
 _UNSAFE_IDENTIFIER = re.compile(r'["\\\x00-\x1f\x7f]')
 
 
@@ -288,8 +291,8 @@ def check_supported(tree: exp.Expression) -> None:
             raise Unsupported(f"{n.key.upper()} in information_schema queries")
         if isinstance(n, exp.Identifier) and _UNSAFE_IDENTIFIER.search(n.name):
             raise Unsupported("identifiers with quotes, backslashes or control characters here")
-        if isinstance(n, exp.DataType) and n.expressions:
-            raise Unsupported("CAST with type parameters in information_schema queries")
+        if isinstance(n, exp.DataType) and (n.expressions or n.this not in _CAST_TYPES):
+            raise Unsupported("this CAST in information_schema queries")
 
 
 def _prepare(
