@@ -440,8 +440,7 @@ def test_no_backend_name_ever_appears(pair, database: str) -> None:
     assert sorted(r[0] for r in rows) == ["customers", "orders", "tags"]
     _, rows = run(
         enc,
-        "SELECT DISTINCT data_type FROM information_schema.columns "
-        "WHERE table_schema = DATABASE()",
+        "SELECT DISTINCT data_type FROM information_schema.columns WHERE table_schema = DATABASE()",
     )
     assert not {r[0] for r in rows} & {"binary", "varbinary", "blob"}  # onion types
 
@@ -602,3 +601,20 @@ def test_show_index_matches_plaintext_mariadb(pair) -> None:
         assert names_e == names_p
         assert [r[:6] + r[7:] for r in rows_e] == [r[:6] + r[7:] for r in rows_p], table
         assert all(r[6] is None for r in rows_e)
+
+
+def test_show_table_status_shows_plaintext_names(pair, database: str) -> None:
+    """SHOW TABLE STATUS (GUI tools): the backend's rows under the plaintext names, the
+    proxy's own table hidden, LIKE applied in the proxy; sizes are the onion tables'."""
+    enc, plain = pair
+    for sql in ("SHOW TABLE STATUS", f"SHOW TABLE STATUS FROM `{database}` LIKE 'o%'"):
+        names_e, rows_e = run(enc, sql)
+        names_p, rows_p = run(plain, sql.replace(f"FROM `{database}` ", ""))
+        assert names_e == names_p
+        keep = [names_p.index(n) for n in ("Name", "Engine", "Version", "Row_format")]
+        keep += [names_p.index(n) for n in ("Collation", "Comment", "Temporary")]
+        assert [[r[i] for i in keep] for r in rows_e] == [[r[i] for i in keep] for r in rows_p]
+    assert [r[0] for r in run(enc, "SHOW TABLE STATUS")[1]] == ["customers", "orders", "tags"]
+    with pytest.raises(pymysql.MySQLError) as e:
+        run(enc, "SHOW TABLE STATUS WHERE Name = 'orders'")
+    assert e.value.args[0] == 1235

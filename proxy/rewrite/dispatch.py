@@ -24,7 +24,7 @@ from proxy.rewrite.alter import alter_table, create_index, drop_index
 from proxy.rewrite.context import Crypto
 from proxy.rewrite.ddl import create_table, drop_database, drop_table, truncate
 from proxy.rewrite.errors import Unsupported
-from proxy.rewrite.infoschema import mentions_infoschema, plan_infoschema
+from proxy.rewrite.infoschema import mentions_infoschema, plan_infoschema, plan_table_status
 from proxy.rewrite.insert import insert
 from proxy.rewrite.literals import Lit, Scan, scan
 from proxy.rewrite.plan import Evaluate, PeelFirst, Plan, Template
@@ -123,6 +123,9 @@ class Rewriter:
             return evaluate, sc.lits, False
         if evaluate is not None:  # passed through for its constants: not for its shape
             return passthrough, sc.lits, False
+        status = plan_table_status(node, schema, database)
+        if status is not None:
+            return status, sc.lits, False
         touched = _touches(node, schema, database)
         handler = _handler(node, touched, schema)
         if isinstance(node, exp.Show | exp.Describe):

@@ -38,7 +38,13 @@ from proxy.rewrite.evaluate import (
     evaluate,
 )
 from proxy.rewrite.plan import LAYERS_TABLE, Evaluate, Fetched, PassThrough, quote_ident
-from proxy.rewrite.show import column_key, display_type, ordered_indexes, policy_comment
+from proxy.rewrite.show import (
+    column_key,
+    display_type,
+    like_regex,
+    ordered_indexes,
+    policy_comment,
+)
 from proxy.schema import Column, Database, Schema, Table
 
 
@@ -145,6 +151,46 @@ def plan_infoschema(
     fetch = [_fetch_sql(n, pushed.get(n)) for n in wanted]
     finish = partial(_finish, node.copy(), sql, wanted, schema, database)
     return Evaluate(fetch, finish)
+
+
+def plan_table_status(
+    node: exp.Expression, schema: Schema, database: str | None
+) -> Evaluate | None:
+    """SHOW TABLE STATUS [FROM db] [LIKE 'p'] on a database with proxy tables: TABLES in
+    another form. The backend's own statement is fetched (it names the database only), its
+    rows renamed, `_cryptdb_layers` hidden, LIKE applied here, sorted by the plaintext name."""
+    if not isinstance(node, exp.Show) or str(node.name).upper() != "TABLE STATUS":
+        return None
+    db = node.args.get("db")
+    db_name = (db.name if isinstance(db, exp.Expression) else db) or database
+    if db_name is None or not _has_tables(schema, db_name):
+        return None
+    if node.args.get("where") is not None:
+        raise Unsupported("SHOW TABLE STATUS ... WHERE")
+    like = node.args.get("like")
+    pattern = like.name if isinstance(like, exp.Literal) else None
+    fetch = [f"SHOW TABLE STATUS FROM {quote_ident(db_name)}"]
+    return Evaluate(fetch, partial(_table_status, schema, db_name, pattern))
+
+
+def _table_status(
+    schema: Schema, db_name: str, pattern: str | None, fetched: Sequence[Fetched]
+) -> RowsDecoder:
+    [(definitions, rows)] = fetched
+    proxied = _Proxied(schema)
+    like = like_regex(pattern) if pattern is not None else None
+    out = []
+    for row in rows:
+        values = [convert(d, v) for d, v in zip(definitions, row, strict=True)]
+        if proxied.hidden(db_name, values[0]):
+            continue
+        found = proxied.tables.get((db_name, values[0]))
+        if found is not None:
+            values[0] = found[1].name
+        if like is None or like.fullmatch(values[0]):
+            out.append(tuple(values))
+    out.sort(key=lambda r: r[0])
+    return RowsDecoder(list(definitions), out)
 
 
 _MENTION = re.compile(
