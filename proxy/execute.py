@@ -6,6 +6,7 @@
     PeelFirst          each peel runs once on a connection of its own, is recorded in the
                        keystore metadata and the audit log; then the statement is planned again
     ReadModifyWrite    SELECT ... FOR UPDATE, compute, UPDATE, in one transaction
+    Evaluate           information_schema rows fetched, the query answered in the proxy
 
 Nothing here sends an encrypted column's plaintext to the backend or the backend's
 ciphertext to the client: a decryption failure becomes an ERR packet.
@@ -14,6 +15,7 @@ ciphertext to the client: a decryption failure becomes an ERR packet.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,7 @@ from keystore.files import InsecurePermissions
 from onion import InvalidCiphertext
 from proxy.catalog import PeelBusy
 from proxy.protocol.codec import (
+    ColumnDefinition,
     end_of_rows,
     is_eof,
     lenenc_int,
@@ -39,7 +42,7 @@ from proxy.protocol.codec import (
 )
 from proxy.protocol.errors import BackendError, BackendUnavailable, MysqlError
 from proxy.relay import relay_response
-from proxy.rewrite import Decoder, Execute, Peel, PeelFirst, Plan, ReadModifyWrite
+from proxy.rewrite import Decoder, Evaluate, Execute, Peel, PeelFirst, Plan, ReadModifyWrite
 from proxy.rewrite.errors import ER_CRYPTDB_DECRYPT, ER_CRYPTDB_SESSION
 from proxy.rewrite.plan import Guard, hold_layers_sql, layer_setup_sql
 from proxy.stream import PacketStream
@@ -58,7 +61,15 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 ER_SP_DOES_NOT_EXIST = 1305
 
 
-__all__ = ["Plan", "StaleLayers", "execute", "guarded_write", "read_modify_write", "run_peels"]
+__all__ = [
+    "Plan",
+    "StaleLayers",
+    "evaluate",
+    "execute",
+    "guarded_write",
+    "read_modify_write",
+    "run_peels",
+]
 
 
 def cryptdb_error(code: int, message: str) -> MysqlError:
@@ -71,10 +82,17 @@ def cryptdb_error(code: int, message: str) -> MysqlError:
 class ResultSet:
     """A backend result set read whole: the raw rows and the final EOF's flags."""
 
-    def __init__(self, rows: list[list[bytes | None]], status: int, warnings: int) -> None:
+    def __init__(
+        self,
+        rows: list[list[bytes | None]],
+        status: int,
+        warnings: int,
+        definitions: list[bytes] | None = None,
+    ) -> None:
         self.rows = rows
         self.status = status
         self.warnings = warnings
+        self.definitions = definitions or []  # raw packets (Evaluate reads them)
 
 
 async def read_result(session: Session, client: PacketStream, sql: str) -> ResultSet | None:
@@ -91,8 +109,8 @@ async def read_result(session: Session, client: PacketStream, sql: str) -> Resul
         return None
     count, _ = read_lenenc_int(first, 0)
     count = count or 0
-    for _ in range(count):
-        await backend.read()  # the backend's definitions name ciphertext columns: dropped
+    # The backend's definitions name ciphertext columns: never sent on (Evaluate reads them).
+    definitions = [await backend.read() for _ in range(count)]
     if not is_eof(await backend.read()):
         raise BackendUnavailable("backend sent a malformed result set")
     rows: list[list[bytes | None]] = []
@@ -100,7 +118,7 @@ async def read_result(session: Session, client: PacketStream, sql: str) -> Resul
         pkt = backend.next_buffered() or await backend.read()
         if pkt[0] == 0xFE and len(pkt) < 9:
             warnings, status = parse_eof(pkt)
-            return ResultSet(rows, status, warnings)
+            return ResultSet(rows, status, warnings, definitions)
         if pkt[0] == 0xFF:
             client.write(pkt)
             return None
@@ -310,6 +328,35 @@ async def _create_layer_rows(session: Session, rows: Sequence[tuple[str, Guard]]
         ) from None
     finally:
         conn.close()
+
+
+async def evaluate(session: Session, client: PacketStream, plan: Evaluate) -> None:
+    """Fetch the backend's information_schema rows, answer from them in the proxy
+    (proxy.rewrite.infoschema): the client's query itself never reaches the backend."""
+    fetched = []
+    for sql in plan.fetch:
+        result = await read_result(session, client, sql)
+        if result is None:
+            return  # the backend's ERR was relayed
+        session.status = result.status
+        definitions = [ColumnDefinition.decode(d) for d in result.definitions]
+        fetched.append((definitions, result.rows))
+    try:
+        decoder = plan.finish(fetched)  # a Refusal: a query it cannot evaluate
+    except MysqlError:
+        raise
+    except Exception as e:
+        # A bug must not cost the client its connection; type and stack only (no names).
+        log.error(
+            "information_schema evaluation failed with %s\n%s",
+            type(e).__name__,
+            "".join(traceback.format_tb(e.__traceback__)),
+        )
+        raise cryptdb_error(
+            ER_CRYPTDB_SESSION, "internal error while answering an information_schema query"
+        ) from None
+    values = decoder.decode([])
+    await send_result(client, session.capabilities, decoder, values, status=session.status)
 
 
 async def read_modify_write(session: Session, client: PacketStream, plan: ReadModifyWrite) -> None:

@@ -20,7 +20,7 @@ from proxy.password_change import mentions_password, own_new_password
 from proxy.protocol.codec import parse_err
 from proxy.protocol.errors import BackendError, MysqlError
 from proxy.relay import relay_response
-from proxy.rewrite import Execute, PassThrough, PeelFirst, Plan, ReadModifyWrite
+from proxy.rewrite import Evaluate, Execute, PassThrough, PeelFirst, Plan, ReadModifyWrite
 from proxy.rewrite.errors import ER_CRYPTDB_SESSION
 from proxy.session_state import SCHEMA_CHANGING, WRITING, SessionState, first_word
 from proxy.stream import PacketStream
@@ -126,7 +126,7 @@ class Session:
         raise MysqlError(1105, "HY000", "cryptdb: onion adjustments did not settle; retry")
 
     async def _run(self, client: PacketStream, plan: Plan, utf8: bool) -> None:
-        """An Execute without schema ops, or a ReadModifyWrite."""
+        """An Execute without schema ops, a ReadModifyWrite or an Evaluate."""
         assert self.catalog is not None
         await self._check_session(utf8)
         token = self.catalog.schema.token
@@ -135,6 +135,8 @@ class Session:
             await execute.read_modify_write(self, client, plan)
         elif isinstance(plan, Execute) and plan.guards:
             await execute.guarded_write(self, client, plan)
+        elif isinstance(plan, Evaluate):
+            await execute.evaluate(self, client, plan)
         else:
             assert isinstance(plan, Execute)
             await execute.execute(self, client, plan)

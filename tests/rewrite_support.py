@@ -1,7 +1,8 @@
 """A stand-in for the session, for the rewrite tests: plans executed straight on MariaDB.
 
 `EncryptedRunner.execute(sql)` does what the proxy's session must do with a plan: peel and
-record, run, decode, read-modify-write in a transaction, apply DDL ops to the schema.
+record, run, decode, read-modify-write in a transaction, apply DDL ops to the schema,
+fetch information_schema rows and evaluate (Evaluate).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pymysql.constants import CLIENT
 
 from onion import KeyCache, PaillierPrivateKey
 from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
+from proxy.protocol.codec import ColumnDefinition
 from proxy.rewrite import (
     Crypto,
+    Evaluate,
     Execute,
     PassThrough,
     Peel,
@@ -79,6 +82,29 @@ def encrypted_outcome(runner: EncryptedRunner, sql: str) -> object:
         return ("error", e.args[0])
     except MysqlError as e:
         return ("error", e.code)
+
+
+def _b(v: str | bytes | None) -> bytes:
+    return v.encode() if isinstance(v, str) else (v or b"")
+
+
+def field_definitions(cur: Any) -> list[ColumnDefinition]:
+    """The last result's column definitions as the proxy's session parses them."""
+    return [
+        ColumnDefinition(
+            name=_b(f.name),
+            type=f.type_code,
+            length=f.length,
+            flags=f.flags,
+            decimals=f.scale,
+            charset=f.charsetnr,
+            schema=_b(f.db),
+            table=_b(f.table_name),
+            org_table=_b(f.org_table),
+            org_name=_b(f.org_name),
+        )
+        for f in cur._result.fields
+    ]
 
 
 class EncryptedRunner:
@@ -144,6 +170,13 @@ class EncryptedRunner:
                 cur.execute(sql)
                 self._track_transaction(sql)
                 return list(cur.fetchall()) if cur.description else cur.rowcount
+            if isinstance(plan, Evaluate):
+                fetched = []
+                for fetch in plan.fetch:
+                    self.backend_sql.append(fetch)
+                    cur.execute(fetch)
+                    fetched.append((field_definitions(cur), list(cur.fetchall())))
+                return plan.finish(fetched).decode([])
             if isinstance(plan, ReadModifyWrite):
                 own = not self.in_transaction  # inside the client's transaction: use it
                 if own:

@@ -51,7 +51,8 @@ UNSUPPORTED = [
     "UPDATE r SET a = a * 2",
     "UPDATE r SET a = a + 1, b = b + 1",
     "DELETE FROM r WHERE UPPER(s) = 'X'",
-    "SHOW INDEX FROM r",
+    "SHOW KEYS FROM r",  # SHOW INDEX is answered from the schema (test_rewrite_infoschema)
+    "SHOW INDEX FROM r WHERE Non_unique = 0",
     "SHOW TABLES WHERE 1",
     "SHOW FIELDS FROM r LIKE 'a%'",
     "ALTER TABLE r ADD COLUMN z INT UNIQUE",

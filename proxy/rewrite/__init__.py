@@ -13,11 +13,20 @@ from proxy.rewrite.context import Crypto
 from proxy.rewrite.decode import Decoder, OutCol
 from proxy.rewrite.dispatch import Rewriter
 from proxy.rewrite.errors import PolicyRefusal, Refusal, Unsupported
-from proxy.rewrite.plan import Execute, PassThrough, Peel, PeelFirst, Plan, ReadModifyWrite
+from proxy.rewrite.plan import (
+    Evaluate,
+    Execute,
+    PassThrough,
+    Peel,
+    PeelFirst,
+    Plan,
+    ReadModifyWrite,
+)
 
 __all__ = [
     "Crypto",
     "Decoder",
+    "Evaluate",
     "Execute",
     "OutCol",
     "PassThrough",

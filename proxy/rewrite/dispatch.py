@@ -24,9 +24,10 @@ from proxy.rewrite.alter import alter_table, create_index, drop_index
 from proxy.rewrite.context import Crypto
 from proxy.rewrite.ddl import create_table, drop_database, drop_table, truncate
 from proxy.rewrite.errors import Unsupported
+from proxy.rewrite.infoschema import mentions_infoschema, plan_infoschema, plan_table_status
 from proxy.rewrite.insert import insert
 from proxy.rewrite.literals import Lit, Scan, scan
-from proxy.rewrite.plan import Guard, PeelFirst, Plan, Template, write_guards
+from proxy.rewrite.plan import Evaluate, Guard, PeelFirst, Plan, Template, write_guards
 from proxy.rewrite.resolve import Ctx
 from proxy.rewrite.select import select
 from proxy.rewrite.show import handles, show
@@ -77,7 +78,7 @@ class Rewriter:
             return template.bind(sc.lits, crypto)
         self.misses += 1
         template, lits, cacheable = self._build(sql, sc, schema, crypto, database, current_read)
-        if isinstance(template, PeelFirst):
+        if isinstance(template, PeelFirst | Evaluate):
             return template
         if cacheable:
             self._cache[key] = template
@@ -102,19 +103,29 @@ class Rewriter:
         crypto: Crypto,
         database: str | None,
         current_read: bool,
-    ) -> tuple[Template | PeelFirst, list[Lit], bool]:
+    ) -> tuple[Template | PeelFirst | Evaluate, list[Lit], bool]:
         passthrough = Template(pass_through=True)
         try:
             trees = [t for t in sqlglot.parse(sql, read="mysql") if t is not None]
         except SqlglotError:
-            if self._mentions(schema, sc.shape):
+            if self._mentions(schema, sc.shape) or mentions_infoschema(schema, sc.shape):
                 raise Unsupported("a statement the rewriter cannot parse") from None
             return passthrough, sc.lits, False
         if len(trees) != 1:
-            if self._mentions(schema, sc.shape):
+            if self._mentions(schema, sc.shape) or mentions_infoschema(schema, sc.shape):
                 raise Unsupported("several statements in one query")
             return passthrough, sc.lits, not trees
         node = trees[0]
+        # information_schema about the proxy's tables: answered in the proxy, never cached
+        # (it depends on the backend's rows, not only on the statement).
+        evaluate = plan_infoschema(node, sql, schema, database, sc.executable_comment)
+        if isinstance(evaluate, Evaluate):
+            return evaluate, sc.lits, False
+        if evaluate is not None:  # passed through for its constants: not for its shape
+            return passthrough, sc.lits, False
+        status = plan_table_status(node, schema, database)
+        if status is not None:
+            return status, sc.lits, False
         touched = _touches(node, schema, database)
         handler = _handler(node, touched, schema)
         if isinstance(node, exp.Show | exp.Describe):
@@ -124,7 +135,10 @@ class Rewriter:
             # table of the same name in another database) is not ours; one sqlglot could not
             # take apart (Command) or that names no table is refused if a name appears.
             opaque = isinstance(node, exp.Command) or node.find(exp.Table) is None
-            if touched or (opaque and self._mentions(schema, sc.shape)):
+            if touched or (
+                opaque
+                and (self._mentions(schema, sc.shape) or mentions_infoschema(schema, sc.shape))
+            ):
                 raise Unsupported(f"{node.key.upper()} statements")
             return passthrough, sc.lits, True
         if sc.executable_comment:

@@ -18,6 +18,9 @@ The plan kinds the session executes:
     ReadModifyWrite(select_sql, finish)
                              in one transaction: run select_sql (it locks the rows), then the
                              UPDATE `finish(rows)` returns (None: no row matched)
+    Evaluate(fetch, finish)  run each `fetch` query (plain SQL on information_schema), then
+                             answer with `finish([(definitions, rows), ...])`, a decoder
+                             holding the result rows (the query is evaluated in the proxy)
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from proxy.protocol.codec import ColumnDefinition
 from proxy.rewrite.context import Crypto
 from proxy.rewrite.decode import Decoder, DecoderSpec
 from proxy.rewrite.literals import Lit, column_value
@@ -314,7 +318,21 @@ class ReadModifyWrite:
     guards: tuple[Guard, ...] = ()
 
 
-Plan = PassThrough | Execute | PeelFirst | ReadModifyWrite
+# One fetch query's result: its column definitions (parsed) and its text-protocol rows.
+Fetched = tuple[list[ColumnDefinition], list[Sequence[Any]]]
+
+
+@dataclass
+class Evaluate:
+    """A query answered by the proxy from rows it fetched: information_schema about
+    encrypted tables (proxy.rewrite.infoschema). The fetch queries carry no plaintext name;
+    `finish` may raise a Refusal (a query it cannot evaluate)."""
+
+    fetch: list[str]
+    finish: Callable[[Sequence[Fetched]], Any]  # -> a decoder with its rows (decode([]))
+
+
+Plan = PassThrough | Execute | PeelFirst | ReadModifyWrite | Evaluate
 
 
 @dataclass

@@ -6,7 +6,8 @@ backend only knows the anonymized names). DESCRIBE and SHOW CREATE TABLE are ans
 the schema without the backend: `Execute(sql=None, decoder=d)` with `d.rows` set, so the
 session sends `d.definitions()` and `d.text_row(v)` for each `v in d.decode([])`.
 SHOW CREATE TABLE writes each column's policy as its COMMENT, so a dump restored through the
-proxy gets the same policies.
+proxy gets the same policies. SHOW INDEX (Django's introspection) is answered from the
+schema too: the plaintext indexes, not the backend's onion indexes; Cardinality NULL.
 """
 
 from __future__ import annotations
@@ -21,11 +22,17 @@ from sqlglot import exp
 from onion.encoding import Kind
 from proxy.protocol.codec import ColumnDefinition, make_text_row
 from proxy.rewrite.columns import default_sql
-from proxy.rewrite.decode import CHARSET_UTF8MB4_CI, T_VAR_STRING, OutCol
+from proxy.rewrite.decode import (
+    CHARSET_UTF8MB4_CI,
+    T_LONG,
+    T_LONGLONG,
+    T_VAR_STRING,
+    OutCol,
+)
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.plan import LAYERS_TABLE, Template, quote_ident
 from proxy.rewrite.resolve import Ctx
-from proxy.schema import DEFAULT_ONIONS, Column, Database, Table
+from proxy.schema import DEFAULT_ONIONS, Column, Database, Index, Table
 
 _DISPLAY = {
     8: "tinyint({})",
@@ -101,7 +108,7 @@ def handles(node: exp.Expression, ctx: Ctx) -> bool:
     db_name = (db.name if isinstance(db, exp.Expression) else db) or ctx.database
     if kind == "TABLES":
         return db_name is not None and ctx.schema.database(db_name) is not None
-    if kind in ("COLUMNS", "CREATE TABLE"):
+    if kind in ("COLUMNS", "CREATE TABLE", "INDEX"):
         target = node.args.get("target")
         return target is not None and ctx.schema.table(db_name, _name(target)) is not None
     return False
@@ -138,6 +145,8 @@ def show(node: exp.Expression, *, ctx: Ctx) -> Template:
     assert found is not None
     if node.args.get("like") is not None:
         raise Unsupported("SHOW COLUMNS ... LIKE")
+    if kind == "INDEX":
+        return _indexes(found[0], found[1])
     if kind == "COLUMNS":
         return _columns(found[0], found[1], full=bool(node.args.get("full")))
     groups = {gid: name for name, gid in ctx.schema.join_groups.items()}
@@ -169,7 +178,7 @@ def display_type(col: Column) -> str:
             return _DISPLAY[col.bits].format(unsigned) + " unsigned"
         return _DISPLAY[col.bits].format(signed)
     if k == Kind.DECIMAL:
-        return f"decimal({col.precision},{col.scale})"
+        return f"decimal({col.precision},{col.scale})" + (" unsigned" if col.unsigned else "")
     if k == Kind.STRING:
         return f"{col.text}({col.length})" if col.text in ("char", "varchar") else col.text
     if k == Kind.DATETIME:
@@ -177,13 +186,27 @@ def display_type(col: Column) -> str:
     return col.sql_type.lower()
 
 
-def _key(table: Table, col: Column) -> str:
-    for idx in table.indexes:
-        if idx.columns[0] == col.id:
-            return (
-                "PRI" if idx.primary else "UNI" if idx.unique and len(idx.columns) == 1 else "MUL"
-            )
-    return ""
+def column_key(table: Table, col: Column) -> str:
+    """DESCRIBE's Key / COLUMNS.COLUMN_KEY as MariaDB derives it (sql/table.cc): PRI for
+    every column of the primary key (without one, of the first UNIQUE key whose columns are
+    all NOT NULL, which MariaDB promotes), else UNI for the column of a one-column UNIQUE
+    key, else MUL for the first column of any other key."""
+    primary = next((i for i in table.indexes if i.primary), None)
+    if primary is None:
+        primary = next(
+            (
+                i
+                for i in table.indexes
+                if i.unique and all(not table.column_by_id(c).nullable for c in i.columns)
+            ),
+            None,
+        )
+    if primary is not None and col.id in primary.columns:
+        return "PRI"
+    firsts = [i for i in table.indexes if i is not primary and i.columns[0] == col.id]
+    if any(i.unique and len(i.columns) == 1 for i in firsts):
+        return "UNI"
+    return "MUL" if firsts else ""
 
 
 def _default(col: Column) -> str | None:
@@ -216,7 +239,7 @@ def _columns(db: Database, table: Table, *, full: bool) -> Template:
             "Type": display_type(c),
             "Collation": (c.collation or "utf8mb4_general_ci") if c.kind == Kind.STRING else None,
             "Null": "YES" if c.nullable else "NO",
-            "Key": _key(table, c),
+            "Key": column_key(table, c),
             "Default": _default(c),
             "Extra": "auto_increment" if c.auto_increment else "",
             "Privileges": "select,insert,update,references",
@@ -273,4 +296,47 @@ def _create(db: Database, table: Table, groups: dict[int, str]) -> Template:
         rows=[(table.name, create_table_sql(table, groups))],
         database=db.name,
     )
+    return Template(segments=None, decoder=decoder)  # type: ignore[arg-type]
+
+
+def ordered_indexes(table: Table) -> list[Index]:
+    """MariaDB's key order (SHOW INDEX, information_schema.STATISTICS): the primary key,
+    then unique keys, then the others, each group as declared."""
+    return sorted(table.indexes, key=lambda i: 0 if i.primary else 1 if i.unique else 2)
+
+
+def _indexes(db: Database, table: Table) -> Template:
+    numbers = {"Non_unique": 1, "Seq_in_index": 2, "Cardinality": 21, "Sub_part": 3}
+    names = [
+        "Table",
+        "Non_unique",
+        "Key_name",
+        "Seq_in_index",
+        "Column_name",
+        "Collation",
+        "Cardinality",
+        "Sub_part",
+        "Packed",
+        "Null",
+        "Index_type",
+        "Comment",
+        "Index_comment",
+        "Ignored",
+    ]
+    cols = [
+        OutCol(n, T_LONG if n == "Seq_in_index" else T_LONGLONG, numbers[n])
+        if n in numbers
+        else _text_col(n)
+        for n in names
+    ]
+    rows = []
+    for idx in ordered_indexes(table):
+        for seq, cid in enumerate(idx.columns, start=1):
+            c = table.column_by_id(cid)
+            null = "YES" if c.nullable else ""
+            rows.append(
+                (table.name, 0 if idx.unique else 1, idx.name, seq, c.name, "A", None, None)
+                + (None, null, "BTREE", "", "", "NO")
+            )
+    decoder = ListDecoder(cols, rows=rows, database=db.name)
     return Template(segments=None, decoder=decoder)  # type: ignore[arg-type]
