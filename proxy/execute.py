@@ -76,6 +76,15 @@ def cryptdb_error(code: int, message: str) -> MysqlError:
     return MysqlError(code, "HY000", f"cryptdb: {message}")
 
 
+def internal_error(e: BaseException, message: str) -> MysqlError:
+    """A bug must not cost the client its connection, nor run the statement. Logged by type
+    and stack only: an exception's text could quote SQL, values or names."""
+    log.error(
+        "%s: %s\n%s", message, type(e).__name__, "".join(traceback.format_tb(e.__traceback__))
+    )
+    return cryptdb_error(ER_CRYPTDB_SESSION, message)
+
+
 # ---- results --------------------------------------------------------------------------------
 
 
@@ -346,14 +355,8 @@ async def evaluate(session: Session, client: PacketStream, plan: Evaluate) -> No
     except MysqlError:
         raise
     except Exception as e:
-        # A bug must not cost the client its connection; type and stack only (no names).
-        log.error(
-            "information_schema evaluation failed with %s\n%s",
-            type(e).__name__,
-            "".join(traceback.format_tb(e.__traceback__)),
-        )
-        raise cryptdb_error(
-            ER_CRYPTDB_SESSION, "internal error while answering an information_schema query"
+        raise internal_error(
+            e, "internal error while answering an information_schema query"
         ) from None
     values = decoder.decode([])
     await send_result(client, session.capabilities, decoder, values, status=session.status)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,15 +161,8 @@ class Session:
         except MysqlError:
             raise
         except Exception as e:
-            # A rewriter bug must not cost the client its connection, nor run the statement.
-            log.error(
-                "rewriter failed with %s (statement refused)\n%s",
-                type(e).__name__,
-                "".join(traceback.format_tb(e.__traceback__)),
-            )
-            raise execute.cryptdb_error(
-                ER_CRYPTDB_SESSION,
-                "internal error while rewriting the statement; it was not executed",
+            raise execute.internal_error(
+                e, "internal error while rewriting the statement; it was not executed"
             ) from None
 
     async def _check_session(self, utf8: bool) -> None:
