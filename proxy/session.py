@@ -12,7 +12,7 @@ from pymysql.converters import escape_string
 
 from keystore import KeystoreError, MasterKey
 from keystore.files import InsecurePermissions
-from proxy import execute
+from proxy import execute, subqueries
 from proxy.backend import Backend, BackendAddress
 from proxy.catalog import Catalog
 from proxy.keys import KeyGate, PresentedKey
@@ -20,7 +20,7 @@ from proxy.password_change import mentions_password, own_new_password
 from proxy.protocol.codec import parse_err
 from proxy.protocol.errors import BackendError, MysqlError
 from proxy.relay import relay_response
-from proxy.rewrite import Execute, PassThrough, PeelFirst, Plan, ReadModifyWrite
+from proxy.rewrite import Execute, PassThrough, PeelFirst, Plan, ReadModifyWrite, SubqueriesFirst
 from proxy.rewrite.errors import ER_CRYPTDB_SESSION
 from proxy.session_state import SCHEMA_CHANGING, WRITING, SessionState, first_word
 from proxy.stream import PacketStream
@@ -94,7 +94,7 @@ class Session:
                 # Planned and run with no peel in between (proxy.catalog.PeelGate).
                 async with cat.peel_gate.write():
                     plan = self._plan(cat, sql)
-                    if not isinstance(plan, PeelFirst | PassThrough) and not (
+                    if not isinstance(plan, PeelFirst | PassThrough | SubqueriesFirst) and not (
                         isinstance(plan, Execute) and plan.ops
                     ):
                         await self._run(client, plan, utf8)
@@ -114,6 +114,9 @@ class Session:
             if isinstance(plan, Execute) and plan.ops:
                 ddl = True  # a schema change not foreseen by the cheap check: plan it locked
                 continue
+            if isinstance(plan, SubqueriesFirst):  # inner statements first (proxy.subqueries)
+                await subqueries.run(self, client, cat, plan)
+                return
             await self._run(client, plan, utf8)
             return
         raise MysqlError(1105, "HY000", "cryptdb: onion adjustments did not settle; retry")

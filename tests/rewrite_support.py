@@ -25,7 +25,9 @@ from proxy.rewrite import (
     PeelFirst,
     ReadModifyWrite,
     Rewriter,
+    SubqueriesFirst,
 )
+from proxy.rewrite.subquery import typed_value
 from proxy.schema import Schema
 
 
@@ -107,6 +109,7 @@ class EncryptedRunner:
         self.backend_sql: list[str] = []
         self.in_transaction = False
         self.tx_token = ""
+        self._own_tx = False
 
     def _track_transaction(self, sql: str) -> None:
         word = sql.strip().split(None, 1)[0].upper() if sql.strip() else ""
@@ -128,17 +131,73 @@ class EncryptedRunner:
             current_read=current,
         )
 
-    def execute(self, sql: str) -> list[tuple[Any, ...]] | int:
-        """Rows (decoded) for a query, the affected-row count otherwise."""
+    def _settled(self, sql: str) -> Any:
+        """The plan once its peels ran. Inside a transaction of our own (a write with
+        subqueries) a peel would wait on our own row locks: _NeedsPeels, roll back, retry."""
         for _ in range(4):
             plan = self.plan(sql)
             if not isinstance(plan, PeelFirst):
-                break
-            for peel in plan.peels:
-                if self.run_peel(peel):
-                    self.peels.append(peel.describe())
-        else:
-            raise AssertionError("peeling did not converge")
+                return plan
+            if self._own_tx:
+                raise _NeedsPeels(plan)
+            self._peel(plan)
+        raise AssertionError("peeling did not converge")
+
+    def _peel(self, plan: PeelFirst) -> None:
+        for peel in plan.peels:
+            if self.run_peel(peel):
+                self.peels.append(peel.describe())
+
+    def _subqueries(self, plan: SubqueriesFirst) -> list[tuple[Any, ...]] | int:
+        """Inner statements first, their decrypted rows kept; then the outer statement.
+        UPDATE / DELETE outside a transaction: all of it in one of our own."""
+        own = plan.write and not self.in_transaction
+        if not own:
+            return self.execute(plan.outer([self.rows(s) for s in plan.inner]))
+        for _ in range(4):
+            self.conn.begin()
+            self.in_transaction, self.tx_token, self._own_tx = True, self.schema.token, True
+            try:
+                result = self.execute(plan.outer([self.rows(s) for s in plan.inner]))
+                self.conn.commit()
+                return result
+            except _NeedsPeels as e:
+                self.conn.rollback()
+                self._own_tx = False
+                self._peel(e.plan)
+            except BaseException:
+                self.conn.rollback()
+                raise
+            finally:
+                self.in_transaction = self._own_tx = False
+        raise AssertionError("peeling did not converge")
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """A subquery's rows, decrypted, as the session keeps them (nothing to the client)."""
+        plan = self._settled(sql)
+        if isinstance(plan, SubqueriesFirst):
+            return self.rows(plan.outer([self.rows(s) for s in plan.inner]))
+        with self.conn.cursor() as cur:
+            if isinstance(plan, PassThrough):
+                cur.execute(sql)
+                fields = cur._result.fields  # type codes and charsets, as the session reads
+                return [
+                    tuple(
+                        typed_value(f.type_code, f.charsetnr, v)
+                        for f, v in zip(fields, row, strict=True)
+                    )
+                    for row in cur.fetchall()
+                ]
+            assert isinstance(plan, Execute) and plan.sql and plan.decoder is not None
+            self.backend_sql.append(plan.sql)
+            cur.execute(plan.sql)
+            return plan.decoder.decode(cur.fetchall())
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]] | int:
+        """Rows (decoded) for a query, the affected-row count otherwise."""
+        plan = self._settled(sql)
+        if isinstance(plan, SubqueriesFirst):
+            return self._subqueries(plan)
         with self.conn.cursor() as cur:
             if isinstance(plan, PassThrough):
                 cur.execute(sql)
@@ -199,6 +258,11 @@ class EncryptedRunner:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class _NeedsPeels(Exception):
+    def __init__(self, plan: PeelFirst) -> None:
+        self.plan = plan
 
 
 class DryRunner:

@@ -13,7 +13,15 @@ from proxy.rewrite.context import Crypto
 from proxy.rewrite.decode import Decoder, OutCol
 from proxy.rewrite.dispatch import Rewriter
 from proxy.rewrite.errors import PolicyRefusal, Refusal, Unsupported
-from proxy.rewrite.plan import Execute, PassThrough, Peel, PeelFirst, Plan, ReadModifyWrite
+from proxy.rewrite.plan import (
+    Execute,
+    PassThrough,
+    Peel,
+    PeelFirst,
+    Plan,
+    ReadModifyWrite,
+    SubqueriesFirst,
+)
 
 __all__ = [
     "Crypto",
@@ -28,5 +36,6 @@ __all__ = [
     "ReadModifyWrite",
     "Refusal",
     "Rewriter",
+    "SubqueriesFirst",
     "Unsupported",
 ]

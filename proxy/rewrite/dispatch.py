@@ -26,10 +26,12 @@ from proxy.rewrite.ddl import create_table, drop_database, drop_table, truncate
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.insert import insert
 from proxy.rewrite.literals import Lit, Scan, scan
-from proxy.rewrite.plan import PeelFirst, Plan, Template
+from proxy.rewrite.plan import PeelFirst, Plan, SubqueriesFirst, Template
 from proxy.rewrite.resolve import Ctx
 from proxy.rewrite.select import select
 from proxy.rewrite.show import handles, show
+from proxy.rewrite.subquery import has_subqueries
+from proxy.rewrite.subquery import plan as subqueries_first
 from proxy.rewrite.update import delete, update
 from proxy.schema import Schema
 
@@ -77,7 +79,7 @@ class Rewriter:
             return template.bind(sc.lits, crypto)
         self.misses += 1
         template, lits, cacheable = self._build(sql, sc, schema, crypto, database, current_read)
-        if isinstance(template, PeelFirst):
+        if isinstance(template, PeelFirst | SubqueriesFirst):
             return template
         if cacheable:
             self._cache[key] = template
@@ -102,7 +104,7 @@ class Rewriter:
         crypto: Crypto,
         database: str | None,
         current_read: bool,
-    ) -> tuple[Template | PeelFirst, list[Lit], bool]:
+    ) -> tuple[Template | PeelFirst | SubqueriesFirst, list[Lit], bool]:
         passthrough = Template(pass_through=True)
         try:
             trees = [t for t in sqlglot.parse(sql, read="mysql") if t is not None]
@@ -129,6 +131,9 @@ class Rewriter:
             return passthrough, sc.lits, True
         if sc.executable_comment:
             raise Unsupported("executable comments (/*! ... */)")
+        if has_subqueries(node):  # decided by the proxy first (proxy.rewrite.subquery)
+            ctx = Ctx(schema, database, crypto, {}, current_read=current_read, sql=sql)
+            return subqueries_first(node, ctx), sc.lits, False
         lit_index, lits, mapped = _map_literals(node, sc)
         ctx = Ctx(schema, database, crypto, lit_index, current_read=current_read, sql=sql)
         template = handler(node, ctx=ctx)

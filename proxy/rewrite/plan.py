@@ -18,6 +18,12 @@ The plan kinds the session executes:
     ReadModifyWrite(select_sql, finish)
                              in one transaction: run select_sql (it locks the rows), then the
                              UPDATE `finish(rows)` returns (None: no row matched)
+    SubqueriesFirst(inner, outer, write)
+                             run each plaintext statement of `inner` through the normal path,
+                             keeping its decrypted rows; then plan and run `outer(rows)`, the
+                             statement with the subqueries replaced by constants
+                             (proxy.rewrite.subquery); write: UPDATE / DELETE, inner reads
+                             locked and everything in one transaction
 """
 
 from __future__ import annotations
@@ -269,7 +275,14 @@ class ReadModifyWrite:
     finish: Callable[[Sequence[Sequence[Any]]], str | None]
 
 
-Plan = PassThrough | Execute | PeelFirst | ReadModifyWrite
+@dataclass
+class SubqueriesFirst:
+    inner: list[str]  # plaintext SELECTs, run in order
+    outer: Callable[[list[list[tuple[Any, ...]]]], str]  # their rows -> plaintext statement
+    write: bool = False  # UPDATE / DELETE: one transaction, inner reads LOCK IN SHARE MODE
+
+
+Plan = PassThrough | Execute | PeelFirst | ReadModifyWrite | SubqueriesFirst
 
 
 @dataclass

@@ -1,0 +1,413 @@
+"""Uncorrelated subqueries, decided by the proxy before the statement that contains them.
+
+The backend cannot evaluate `x IN (SELECT y ...)` on encrypted columns: x and y are under
+different keys (and y's values may be RND). So the proxy runs each subquery as a statement
+of its own, decrypts its rows, and writes them into the outer statement as constants, which
+the ordinary rewrite then encrypts for the column they are compared with:
+
+    x [NOT] IN (SELECT y ...)   x [NOT] IN (v1, v2, ...)   distinct values, at most
+                                MAX_IN_VALUES; no rows: FALSE (NOT IN: TRUE), as MariaDB
+    x <op> (SELECT y ...)       x <op> v    no rows: NULL; more than one: error 1242
+    [NOT] EXISTS (SELECT ...)   TRUE / FALSE (the subquery runs with LIMIT 1)
+    UPDATE ... SET c = (SELECT y ...)   c = v, as the scalar case
+
+in the WHERE clause of SELECT, UPDATE and DELETE (and SET of UPDATE). The plan is
+`SubqueriesFirst(inner, outer, write)` (proxy.rewrite.plan); subqueries may nest (an inner
+statement is planned like any other). Refused with 1235: correlated subqueries (they name a
+column of the outer statement), subqueries in FROM (derived tables), in the select list,
+with ANY / ALL, or anywhere else.
+
+Fail closed: a value decrypted from an encrypted column must reach the backend encrypted
+again. It is only substituted where it is compared with (or assigned to) an encrypted
+column, whose onions the rewrite encrypts it for; compared with a plain column, or with
+anything but a column, it would travel in plaintext: refused. COUNT results are not
+column values (the server computed them).
+
+Not cached: the plan holds the statement's tree, and the outer statement's text depends on
+the rows. The inner and outer statements are ordinary statements, planned (and cached) as
+such.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlglot import exp
+
+from proxy.protocol.errors import MysqlError
+from proxy.rewrite.errors import ER_NOT_SUPPORTED_YET, Unsupported
+from proxy.rewrite.plan import SubqueriesFirst
+from proxy.rewrite.resolve import Ctx
+from proxy.schema import Table
+
+MAX_IN_VALUES = 10_000
+_COMPARE = (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.LT, exp.LTE, exp.GT, exp.GTE)
+_SUBQUERY = (exp.Subquery, exp.Exists)
+
+# MySQL column types whose text-protocol values are numbers (include/mysql_com.h).
+_NUMERIC_TYPES = frozenset({0, 1, 2, 3, 4, 5, 8, 9, 13, 246})
+_BINARY_CHARSET = 63
+
+
+def has_subqueries(node: exp.Expression) -> bool:
+    return next(node.find_all(*_SUBQUERY), None) is not None
+
+
+def _top_level(node: exp.Expression) -> list[exp.Expression]:
+    """The subqueries of `node` itself, in tree order (nested ones belong to their inner
+    statement, which is planned on its own)."""
+    out: list[exp.Expression] = []
+
+    def walk(e: exp.Expression) -> None:
+        for child in e.iter_expressions():
+            if isinstance(child, _SUBQUERY):
+                out.append(child)
+            else:
+                walk(child)
+
+    walk(node)
+    return out
+
+
+def _unparen_up(e: exp.Expression) -> tuple[exp.Expression, exp.Expression | None]:
+    """(the outermost Paren around e, or e; its parent)."""
+    while isinstance(e.parent, exp.Paren):
+        e = e.parent
+    return e, e.parent
+
+
+def _unparen(e: exp.Expression) -> exp.Expression:
+    while isinstance(e, exp.Paren):
+        e = e.this
+    return e
+
+
+class _Use:
+    """One subquery: how its rows are substituted."""
+
+    def __init__(self, kind: str, target: exp.Column | None) -> None:
+        self.kind = kind  # in | scalar | exists
+        self.target = target
+
+
+def _classify(sq: exp.Expression, node: exp.Expression) -> _Use:
+    if isinstance(sq, exp.Exists):
+        _in_where(sq, node, "EXISTS")
+        return _Use("exists", None)
+    top, parent = _unparen_up(sq)
+    if isinstance(parent, exp.From | exp.Join):
+        raise Unsupported("subqueries in FROM (derived tables)")
+    if isinstance(parent, exp.Any | exp.All):
+        raise Unsupported("ANY / ALL / SOME with a subquery")
+    if isinstance(parent, exp.In) and parent.args.get("query") is sq:
+        _in_where(sq, node, "IN (SELECT ...)")
+        return _Use("in", _target(parent.this))
+    if isinstance(parent, _COMPARE):
+        other = parent.expression if parent.this is top else parent.this
+        if isinstance(node, exp.Update) and parent.parent is node:
+            return _Use("scalar", _target(other))  # SET c = (SELECT ...)
+        _in_where(sq, node, "a scalar subquery")
+        return _Use("scalar", _target(other))
+    if isinstance(node, exp.Select) and _in_select_list(sq, node):
+        raise Unsupported("subqueries in the select list")
+    raise Unsupported("a subquery in this position")
+
+
+def _in_select_list(sq: exp.Expression, node: exp.Select) -> bool:
+    e: exp.Expression | None = sq
+    while e is not None and e.parent is not node:
+        e = e.parent
+    return e is not None and e.arg_key == "expressions"
+
+
+def _in_where(sq: exp.Expression, node: exp.Expression, what: str) -> None:
+    where = node.args.get("where")
+    e: exp.Expression | None = sq
+    while e is not None and e is not where:
+        e = e.parent
+    if e is None:
+        raise Unsupported(f"{what} outside the WHERE clause")
+
+
+def _target(e: exp.Expression) -> exp.Column:
+    e = _unparen(e)
+    if not isinstance(e, exp.Column) or not isinstance(e.this, exp.Identifier):
+        raise Unsupported("a subquery compared with anything but a column")
+    return e
+
+
+# ---- tables, columns and where values come from ---------------------------------------------
+
+
+def _tables(node: exp.Expression, ctx: Ctx) -> list[tuple[str, Table | None]]:
+    """(alias, schema table or None for a table the proxy did not create) of every table
+    reference in `node`, nested subqueries included."""
+    out: list[tuple[str, Table | None]] = []
+    for t in node.find_all(exp.Table):
+        db = t.args.get("db")
+        out.append((t.alias_or_name, ctx.schema.table(db.name if db else ctx.database, t.name)))
+    return out
+
+
+def _outer_tables(node: exp.Expression, ctx: Ctx) -> list[tuple[str, Table | None]]:
+    refs: list[exp.Expression] = []
+    if isinstance(node, exp.Select):
+        from_ = node.args.get("from_")
+        if from_ is not None:
+            refs.append(from_.this)
+        refs += [j.this for j in node.args.get("joins") or []]
+    else:
+        refs.append(node.this)
+    out = []
+    for t in refs:
+        if isinstance(t, exp.Table):
+            db = t.args.get("db")
+            table = ctx.schema.table(db.name if db else ctx.database, t.name)
+            out.append((t.alias_or_name, table))
+    return out
+
+
+def _aliases(node: exp.Expression) -> set[str]:
+    """Select-list aliases anywhere in `node` (ORDER BY may name them)."""
+    return {a.alias.lower() for a in node.find_all(exp.Alias)}
+
+
+def _check_uncorrelated(
+    inner: exp.Expression, outer: list[tuple[str, Table | None]], ctx: Ctx
+) -> None:
+    """Refuse a subquery that names a column of the outer statement. Provable cases only;
+    a name that resolves nowhere is left to the inner statement's planning (1054)."""
+    tables = _tables(inner, ctx)
+    names = {alias for alias, _ in tables}
+    all_known = all(t is not None for _, t in tables)
+    aliases = _aliases(inner)
+    outer_names = {alias for alias, _ in outer}
+    for col in inner.find_all(exp.Column):
+        if not isinstance(col.this, exp.Identifier):
+            continue
+        qual = col.table
+        if qual:
+            if qual not in names and qual in outer_names:
+                raise Unsupported(f"correlated subqueries (column {qual}.{col.name})")
+            continue
+        if not all_known or col.name.lower() in aliases:
+            continue
+        if any(t is not None and t.column(col.name) for _, t in tables):
+            continue
+        if any(t is not None and t.column(col.name) for _, t in outer):
+            raise Unsupported(f"correlated subqueries (column {col.name})")
+
+
+def _sensitive(inner: exp.Expression, ctx: Ctx) -> str | None:
+    """Where an inner statement's values may come from an encrypted column: its name
+    (table.column, or the table for *), else None. Fail closed: a name that resolves to no
+    column of the proxy's tables counts as encrypted when every table is the proxy's."""
+    selects = [inner] if isinstance(inner, exp.Select) else list(inner.find_all(exp.Select))
+    for sel in selects:
+        tables = [(a, t) for a, t in _tables(sel, ctx)]
+        if all(t is None for _, t in tables):
+            continue
+        all_known = all(t is not None for _, t in tables)
+        for item in sel.expressions:
+            item = item.this if isinstance(item, exp.Alias) else item
+            if isinstance(item, exp.Count):
+                continue  # a number of rows, which the server counted itself
+            if isinstance(item, exp.Star) or (
+                isinstance(item, exp.Column) and isinstance(item.this, exp.Star)
+            ):
+                for _, t in tables:
+                    if t is not None and any(not c.plain for c in t.columns):
+                        return t.name
+                continue
+            for col in item.find_all(exp.Column):
+                found = [
+                    (t, c)
+                    for a, t in tables
+                    if t is not None
+                    and (not col.table or col.table == a)
+                    and (c := t.column(col.name)) is not None
+                ]
+                if any(not c.plain for _, c in found):
+                    t, c = next((t, c) for t, c in found if not c.plain)
+                    return f"{t.name}.{c.name}"
+                if not found and all_known:
+                    return col.name
+    return None
+
+
+def _target_encrypted(target: exp.Column, outer: list[tuple[str, Table | None]]) -> bool:
+    for alias, t in outer:
+        if t is None or (target.table and target.table != alias):
+            continue
+        c = t.column(target.name)
+        if c is not None:
+            return not c.plain
+    return False
+
+
+# ---- values -> constants ---------------------------------------------------------------------
+
+
+def typed_value(type_code: int, charset: int, raw: bytes | str | None) -> Any:
+    """A text-protocol value of a pass-through result (a table the proxy did not create) as
+    the Python value substituted for it: numbers stay numbers, the rest is text."""
+    if raw is None:
+        return None
+    text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+    if type_code in _NUMERIC_TYPES:
+        return Decimal(text) if any(ch in text for ch in ".eE") else int(text)
+    if charset == _BINARY_CHARSET and type_code not in (7, 10, 11, 12):
+        return raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
+    return text
+
+
+def _literal(v: Any) -> exp.Expression:
+    if v is None:
+        return exp.Null()
+    if isinstance(v, bool):
+        return exp.Literal.number(int(v))
+    if isinstance(v, int):
+        return exp.Literal.number(v)
+    if isinstance(v, Decimal):
+        return exp.Literal.number(format(v, "f"))
+    if isinstance(v, float):
+        return exp.Literal.number(repr(v))
+    if isinstance(v, dt.datetime):
+        return exp.Literal.string(v.isoformat(sep=" "))
+    if isinstance(v, dt.date):
+        return exp.Literal.string(v.isoformat())
+    if isinstance(v, str):
+        if any("\udc80" <= ch <= "\udcff" for ch in v):
+            raise Unsupported("a subquery value that is not UTF-8 text")
+        return exp.Literal.string(v)
+    raise Unsupported("a subquery value of a binary type")
+
+
+def _row_operand(sq: exp.Expression, node: exp.Expression) -> MysqlError:
+    """MariaDB's error for a subquery of several columns where one value is expected."""
+    parent = _unparen_up(sq)[1]
+    if isinstance(parent, _COMPARE) and not (
+        isinstance(node, exp.Update) and parent.parent is node
+    ):
+        op = {exp.EQ: "=", exp.NEQ: "<>", exp.NullSafeEQ: "<=>", exp.LT: "<", exp.LTE: "<=",
+              exp.GT: ">", exp.GTE: ">="}[type(parent)]  # fmt: skip
+        return MysqlError(
+            4078, "HY000", f"Illegal parameter data types and row for operation '{op}'"
+        )
+    return MysqlError(1241, "21000", "Operand should contain 1 column(s)")
+
+
+def _one_column(sq: exp.Expression, node: exp.Expression, rows: list[tuple[Any, ...]]) -> None:
+    if rows and len(rows[0]) != 1:
+        raise _row_operand(sq, node)
+
+
+def _substitute(
+    sq: exp.Expression, node: exp.Expression, use: _Use, rows: list[tuple[Any, ...]]
+) -> None:
+    if use.kind == "exists":
+        sq.replace(exp.true() if rows else exp.false())
+        return
+    _one_column(sq, node, rows)
+    if use.kind == "scalar":
+        if len(rows) > 1:
+            raise MysqlError(1242, "21000", "Subquery returns more than 1 row")
+        sq.replace(_literal(rows[0][0]) if rows else exp.Null())
+        return
+    values = list(dict.fromkeys(r[0] for r in rows))
+    if len(values) > MAX_IN_VALUES:
+        raise Unsupported(f"IN (SELECT ...) with more than {MAX_IN_VALUES} distinct values")
+    in_node = _unparen_up(sq)[1]
+    assert isinstance(in_node, exp.In)
+    if not values:
+        in_node.replace(exp.false())  # MariaDB: x IN (empty) is FALSE, even for a NULL x
+        return
+    in_node.set("query", None)
+    in_node.set("expressions", [_literal(v) for v in values])
+
+
+# ---- the plan --------------------------------------------------------------------------------
+
+
+def plan(node: exp.Expression, ctx: Ctx) -> SubqueriesFirst:
+    if not isinstance(node, exp.Select | exp.Update | exp.Delete):
+        raise Unsupported(f"subqueries in {node.key.upper()} statements")
+    write = not isinstance(node, exp.Select)
+    tree = node.copy()
+    if isinstance(tree, exp.Select):
+        _name_items(tree, ctx.sql)
+    outer = _outer_tables(tree, ctx)
+    if isinstance(tree, exp.Select):
+        for j in tree.args.get("joins") or []:
+            if not isinstance(j.this, exp.Table):
+                raise Unsupported("subqueries in FROM (derived tables)")
+        from_ = tree.args.get("from_")
+        if from_ is not None and not isinstance(from_.this, exp.Table):
+            raise Unsupported("subqueries in FROM (derived tables)")
+    subs = _top_level(tree)
+    uses = [_classify(sq, tree) for sq in subs]
+    inner_sql: list[str] = []
+    for sq, use in zip(subs, uses, strict=True):
+        inner = sq.this
+        if not isinstance(inner, exp.Select | exp.Union):
+            raise Unsupported("this kind of subquery")
+        _check_uncorrelated(inner, outer, ctx)
+        if use.kind == "in" and inner.args.get("limit") is not None:
+            # MariaDB's own refusal, word for word.
+            raise MysqlError(
+                ER_NOT_SUPPORTED_YET,
+                "42000",
+                "This version of MariaDB doesn't yet support 'LIMIT & IN/ALL/ANY/SOME subquery'",
+            )
+        if use.kind != "exists" and isinstance(inner, exp.Select):
+            items = inner.expressions
+            if len(items) != 1 and not any(isinstance(i, exp.Star) for i in items):
+                raise _row_operand(sq, tree)
+        if use.target is not None:
+            source = _sensitive(inner, ctx)
+            if source is not None and not _target_encrypted(use.target, outer):
+                raise Unsupported(
+                    f"comparing column {use.target.name} with values of encrypted column "
+                    f"{source} from a subquery (they would reach the server in plaintext)"
+                )
+        inner_sql.append(_inner_text(inner, use, write))
+    template = tree
+
+    def outer_sql(results: list[list[tuple[Any, ...]]]) -> str:
+        out = template.copy()
+        for sq, use, rows in zip(_top_level(out), uses, results, strict=True):
+            _substitute(sq, out, use, list(rows))
+        return out.sql(dialect="mysql")
+
+    return SubqueriesFirst(inner_sql, outer_sql, write)
+
+
+def _inner_text(inner: exp.Expression, use: _Use, write: bool) -> str:
+    inner = inner.copy()
+    if isinstance(inner, exp.Select) and inner.args.get("limit") is None:
+        if use.kind == "exists":
+            inner.set("limit", exp.Limit(expression=exp.Literal.number(1)))  # one row decides
+        elif use.kind == "scalar":
+            inner.set("limit", exp.Limit(expression=exp.Literal.number(2)))  # two: error 1242
+    text = inner.sql(dialect="mysql")
+    if write:
+        if not isinstance(inner, exp.Select) or inner.args.get("locks"):
+            raise Unsupported("this subquery in UPDATE / DELETE")
+        # The rows read decide what the write changes: lock them until it commits, as
+        # MariaDB's own subqueries in UPDATE / DELETE do (sqlglot would write FOR SHARE).
+        text += " LOCK IN SHARE MODE"
+    return text
+
+
+def _name_items(tree: exp.Select, sql: str) -> None:
+    """MariaDB names an expression's result column as the statement spells it; the outer
+    statement is regenerated by sqlglot (`count( a )` -> `COUNT(a)`), so name it explicitly."""
+    from proxy.rewrite.select import _written
+
+    for e in list(tree.expressions):
+        if isinstance(e, exp.Alias | exp.Column | exp.Star):
+            continue
+        name = _written(e, sql) or e.sql("mysql")
+        e.replace(exp.alias_(e.copy(), name, quoted=True))

@@ -1,0 +1,180 @@
+"""Carrying out SubqueriesFirst plans (proxy.rewrite.subquery) on a session's connection.
+
+    each inner statement   planned like a client's statement (peels, nested subqueries),
+                           run on the backend, its rows decrypted and kept: nothing goes to
+                           the client
+    the outer statement    plan.outer(rows): the statement with constants in place of the
+                           subqueries, planned and carried out as usual (its constants are
+                           encrypted by the ordinary rewrite)
+
+UPDATE / DELETE (plan.write) outside a transaction run inner and outer statements in one
+transaction of our own; the inner reads lock what they read (LOCK IN SHARE MODE), so the
+write sees what it was decided on. A peel needed meanwhile would wait on those very locks:
+roll back, peel, start over. A SELECT in autocommit mode makes separate reads (one per
+statement), each seeing the latest committed rows, as documented in docs/rewrite.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from onion import InvalidCiphertext
+from proxy import execute
+from proxy.catalog import Catalog
+from proxy.protocol.codec import (
+    ColumnDefinition,
+    is_eof,
+    parse_eof,
+    parse_err,
+    parse_ok,
+    parse_text_row,
+    read_lenenc_int,
+)
+from proxy.protocol.errors import BackendError, BackendUnavailable
+from proxy.relay import relay_response
+from proxy.rewrite import Execute, PassThrough, PeelFirst, Plan, ReadModifyWrite, SubqueriesFirst
+from proxy.rewrite.errors import ER_CRYPTDB_DECRYPT, ER_CRYPTDB_SESSION
+from proxy.rewrite.subquery import typed_value
+from proxy.stream import PacketStream
+
+if TYPE_CHECKING:
+    from proxy.session import Session
+
+COM_QUERY = 0x03
+MAX_DEPTH = 8
+
+
+class _NeedsPeels(Exception):
+    def __init__(self, plan: PeelFirst) -> None:
+        self.plan = plan
+
+
+async def run(session: Session, client: PacketStream, cat: Catalog, plan: SubqueriesFirst) -> None:
+    in_trans = session.status & execute.STATUS_IN_TRANS
+    token = cat.schema.token
+    own = plan.write and not in_trans and bool(session.status & execute.STATUS_AUTOCOMMIT)
+    for _ in range(execute.PLAN_ATTEMPTS):
+        if not own:
+            await _carry_out(session, client, cat, plan, own=False)
+            session.state.after_statement(session.status, in_trans, token)
+            return
+        await _command(session, b"BEGIN")
+        try:
+            await _carry_out(session, client, cat, plan, own=True)
+        except _NeedsPeels as e:
+            await _command(session, b"ROLLBACK")
+            await execute.run_peels(session, e.plan)
+            continue
+        except BaseException:
+            await _command(session, b"ROLLBACK")
+            raise
+        await _command(session, b"COMMIT")
+        session.state.after_statement(session.status, in_trans, token)
+        return
+    raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "onion adjustments did not settle; retry")
+
+
+async def _command(session: Session, verb: bytes) -> None:
+    session.status = parse_ok(await session.backend.simple_command(COM_QUERY, verb)).status
+
+
+async def _carry_out(
+    session: Session, client: PacketStream, cat: Catalog, plan: SubqueriesFirst, *, own: bool
+) -> None:
+    values = [await _rows(session, cat, sql, own, 1) for sql in plan.inner]
+    sql = plan.outer(values)
+    for _ in range(execute.PLAN_ATTEMPTS):
+        if plan.write:
+            # Planned and run with no peel in between (proxy.catalog.PeelGate).
+            async with cat.peel_gate.write():
+                outer = session._plan(cat, sql)
+                if not isinstance(outer, PeelFirst):
+                    await _send(session, client, outer, sql)
+                    return
+        else:
+            outer = session._plan(cat, sql)
+            if not isinstance(outer, PeelFirst):
+                await _send(session, client, outer, sql)
+                return
+        if own:
+            raise _NeedsPeels(outer)
+        await execute.run_peels(session, outer)
+    raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "onion adjustments did not settle; retry")
+
+
+async def _send(session: Session, client: PacketStream, plan: Plan, sql: str) -> None:
+    """The outer statement's plan, its reply to the client."""
+    if isinstance(plan, PassThrough):  # the outer statement touches no encrypted table
+        session.backend.send(bytes((COM_QUERY,)) + sql.encode("utf-8"))
+        status = await relay_response(session.backend, client, session.capabilities)
+        if status is not None:
+            session.status = status
+    elif isinstance(plan, ReadModifyWrite):
+        await execute.read_modify_write(session, client, plan)
+    elif isinstance(plan, Execute) and not plan.ops:
+        await execute.execute(session, client, plan)
+    else:  # every subquery was replaced, and SELECT / UPDATE / DELETE change no schema
+        raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "unexpected plan for a subquery")
+
+
+async def _rows(
+    session: Session, cat: Catalog, sql: str, own: bool, depth: int
+) -> list[tuple[Any, ...]]:
+    """One inner statement's rows, decrypted; nothing reaches the client."""
+    if depth > MAX_DEPTH:
+        raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "subqueries nested too deeply")
+    for _ in range(execute.PLAN_ATTEMPTS):
+        plan = session._plan(cat, sql)
+        if not isinstance(plan, PeelFirst):
+            break
+        if own:
+            raise _NeedsPeels(plan)
+        await execute.run_peels(session, plan)
+    else:
+        raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "onion adjustments did not settle; retry")
+    if isinstance(plan, SubqueriesFirst):
+        inner = [await _rows(session, cat, s, own, depth + 1) for s in plan.inner]
+        return await _rows(session, cat, plan.outer(inner), own, depth + 1)
+    if isinstance(plan, PassThrough):
+        definitions, raw = await _query(session, sql)
+        return [
+            tuple(typed_value(d.type, d.charset, v) for d, v in zip(definitions, row, strict=True))
+            for row in raw
+        ]
+    if not isinstance(plan, Execute) or plan.sql is None or plan.decoder is None:
+        raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "unexpected plan for a subquery")
+    _, raw = await _query(session, plan.sql)
+    try:
+        return plan.decoder.decode(raw)
+    except InvalidCiphertext:
+        raise execute.cryptdb_error(
+            ER_CRYPTDB_DECRYPT, "a stored value did not decrypt (wrong keystore or damaged data)"
+        ) from None
+
+
+async def _query(
+    session: Session, sql: str
+) -> tuple[list[ColumnDefinition], list[list[bytes | None]]]:
+    """A result set read whole (an ERR raises BackendError: the caller answers with it)."""
+    backend = session.backend
+    backend.send(bytes((COM_QUERY,)) + sql.encode("utf-8"))
+    first = await backend.read()
+    if first[0] == 0xFF:
+        raise BackendError(*parse_err(first))
+    if first[0] == 0x00:
+        session.status = parse_ok(first).status
+        return [], []
+    count, _ = read_lenenc_int(first, 0)
+    count = count or 0
+    definitions = [ColumnDefinition.decode(await backend.read()) for _ in range(count)]
+    if not is_eof(await backend.read()):
+        raise BackendUnavailable("backend sent a malformed result set")
+    rows: list[list[bytes | None]] = []
+    while True:
+        pkt = backend.next_buffered() or await backend.read()
+        if pkt[0] == 0xFE and len(pkt) < 9:
+            session.status = parse_eof(pkt)[1]
+            return definitions, rows
+        if pkt[0] == 0xFF:
+            raise BackendError(*parse_err(pkt))
+        rows.append(parse_text_row(pkt, count))
