@@ -24,6 +24,7 @@ from proxy.catalog import Catalog
 from proxy.protocol.codec import (
     ColumnDefinition,
     is_eof,
+    make_ok,
     parse_eof,
     parse_err,
     parse_ok,
@@ -44,6 +45,24 @@ COM_QUERY = 0x03
 MAX_DEPTH = 8
 
 
+class _Reply:
+    """Stands in for the client while our own transaction is open: the write's OK carries
+    the flags of that transaction, the client must get those after its COMMIT."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.packets: list[bytes] = []
+
+    def write(self, payload: bytes) -> None:
+        self.packets.append(payload)
+
+    async def flush(self) -> None:
+        pass
+
+    async def maybe_flush(self) -> None:
+        pass
+
+
 class _NeedsPeels(Exception):
     def __init__(self, plan: PeelFirst) -> None:
         self.plan = plan
@@ -59,8 +78,9 @@ async def run(session: Session, client: PacketStream, cat: Catalog, plan: Subque
             session.state.after_statement(session.status, in_trans, token)
             return
         await _command(session, b"BEGIN")
+        reply = _Reply()
         try:
-            await _carry_out(session, client, cat, plan, own=True)
+            await _carry_out(session, reply, cat, plan, own=True)  # type: ignore[arg-type]
         except _NeedsPeels as e:
             await _command(session, b"ROLLBACK")
             await execute.run_peels(session, e.plan)
@@ -68,8 +88,22 @@ async def run(session: Session, client: PacketStream, cat: Catalog, plan: Subque
         except BaseException:
             await _command(session, b"ROLLBACK")
             raise
-        await _command(session, b"COMMIT")
+        failed = reply.packets[-1][:1] == b"\xff"
+        await _command(session, b"ROLLBACK" if failed else b"COMMIT")
         session.state.after_statement(session.status, in_trans, token)
+        if failed:
+            client.write(reply.packets[-1])
+        else:  # the write's OK, with the flags after COMMIT (no transaction open)
+            ok = parse_ok(reply.packets[-1])
+            client.write(
+                make_ok(
+                    affected_rows=ok.affected_rows,
+                    last_insert_id=ok.last_insert_id,
+                    status=session.status,
+                    warnings=ok.warnings,
+                    info=ok.info,
+                )
+            )
         return
     raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "onion adjustments did not settle; retry")
 

@@ -1,0 +1,169 @@
+"""Subqueries through the LIVE proxy (`cryptdb serve`): tests/subquery_workload.py's seeded
+statements on encrypted tables (and a plain table the proxy did not create) against a
+plaintext copy straight on MariaDB. Rows with their Python types, result metadata, affected
+rows and errors must agree; the refusals answer 1235 naming what is unsupported; UPDATE /
+DELETE in autocommit leave no transaction open; afterwards the encrypted tables hold no
+plaintext value the workload used.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+
+import pymysql
+import pytest
+from pymysql.constants import CLIENT
+
+from proxy.devbackend import DevBackend
+from tests.conftest import ProxyProcess
+from tests.rewrite_support import connect, extra_database
+from tests.rewrite_workload import BIG, DDL, needles, same
+from tests.subquery_workload import DDL_J, DDL_PL, DDL_Q, REFUSED, SubqueryWorkload
+from tests.test_proxy_differential import _db, _run
+
+STATEMENTS = 350
+ERRORS = [
+    ("SELECT id FROM r WHERE a = (SELECT a FROM q)", 1242),
+    ("SELECT id FROM r WHERE a IN (SELECT a, k FROM q)", 1241),
+    ("SELECT id FROM r WHERE a IN (SELECT a FROM q LIMIT 2)", 1235),
+    ("SELECT id FROM r WHERE a IN (SELECT nosuch FROM q)", 1054),
+    ("DELETE FROM r WHERE a = (SELECT a FROM q)", 1242),
+]
+
+
+@pytest.fixture
+def encrypted_db(backend: DevBackend) -> Iterator[str]:
+    with extra_database(backend, "psub") as name:
+        yield name
+
+
+def _setup(
+    backend: DevBackend, p: ProxyProcess, plain_db: str, enc_db: str, work: SubqueryWorkload
+) -> tuple[pymysql.Connection, pymysql.Connection]:
+    enc = p.connect(enc_db, autocommit=True, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS)
+    plain = connect(backend, plain_db, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS)
+    side = connect(backend, enc_db, charset="utf8mb4")  # the table the proxy did not create
+    try:
+        for ddl in (DDL, DDL_Q, DDL_J):
+            assert _run(plain, ddl)[0] == "ok"
+            assert _run(enc, ddl)[0] == "ok", ddl
+        assert _run(plain, DDL_PL)[0] == _run(side, DDL_PL)[0] == "ok"
+        statements = [work.insert().sql for _ in range(12)]
+        statements += [work.insert_q(k) for k in range(1, 13)]
+        statements += [work.insert_j() for _ in range(8)]
+        for sql in statements:
+            assert _run(plain, sql)[0] == "ok"
+            assert _run(enc, sql)[0] == "ok", sql
+        for k in range(1, 11):
+            sql = work.insert_pl(k)
+            assert _run(plain, sql)[0] == _run(side, sql)[0] == "ok"
+    finally:
+        side.close()
+    return plain, enc
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_subqueries_through_the_proxy(
+    backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str, seed: int
+) -> None:
+    work = SubqueryWorkload(seed)
+    plain, enc = _setup(backend, encrypted_proxy, database, encrypted_db, work)
+    kinds: Counter[str] = Counter()
+    try:
+        for n in range(STATEMENTS):
+            roll = work.rng.random()
+            st = work.insert() if roll < 0.15 else work.subquery_statement()
+            p_status, p_result, p_extra = _run(plain, st.sql)
+            e_status, e_result, e_extra = _run(enc, st.sql)
+            where = (seed, n, st.sql, p_result, p_extra, e_result, e_extra)
+            assert not enc.server_status & 1, where
+            assert p_status == e_status, where
+            if p_status == "error":
+                assert p_result == e_result, where
+                kinds["both failed"] += 1
+                continue
+            assert same(p_result, e_result, st.ordered), where
+            if isinstance(p_result, list):
+                assert _db(p_extra, database) == _db(e_extra, encrypted_db), where
+            kinds[st.kind] += 1
+        for sql, code in ERRORS:
+            p_status, p_code, _ = _run(plain, sql)
+            e_status, e_code, e_msg = _run(enc, sql)
+            assert (p_status, p_code) == (e_status, e_code) == ("error", code), (sql, e_msg)
+        final = _run(plain, "SELECT * FROM r ORDER BY id")
+        assert final[:2] == _run(enc, "SELECT * FROM r ORDER BY id")[:2]
+        assert final[1], "the workload left no rows"
+        assert enc.get_autocommit() and not enc.server_status & 1  # no transaction left open
+    finally:
+        enc.close()
+        plain.close()
+    print(f"\nseed {seed} through the proxy: {dict(kinds)}")
+    assert kinds["rows"] > STATEMENTS // 2 and kinds["update"] > 20 and kinds["delete"] > 10
+    _scan(backend, encrypted_db, needles(work.used | {str(v) for v in BIG}))
+
+
+def _scan(backend: DevBackend, db: str, wanted: set[bytes]) -> None:
+    """Every anonymized table's encrypted columns, read straight from MariaDB."""
+    conn = connect(backend, db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW TABLES")
+            tables = [r[0] for r in cur.fetchall() if re.fullmatch(r"t_\d+", r[0])]
+            assert len(tables) == 3
+            hits = []
+            for table in tables:
+                cur.execute(f"SELECT * FROM `{table}`")
+                names = [d[0] for d in cur.description]
+                rows = cur.fetchall()
+                assert rows, table
+                hits += [
+                    (table, name, needle)
+                    for row in rows
+                    for name, cell in zip(names, row, strict=True)
+                    if "_" in name and cell is not None
+                    for needle in wanted
+                    if needle in (cell if isinstance(cell, bytes) else str(cell).encode())
+                ]
+            assert hits == []
+    finally:
+        conn.close()
+
+
+def test_refusals_through_the_proxy(
+    backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str
+) -> None:
+    plain, enc = _setup(backend, encrypted_proxy, database, encrypted_db, SubqueryWorkload(7))
+    try:
+        for sql, word in REFUSED:
+            status, code, message = _run(enc, sql)
+            assert (status, code) == ("error", 1235) and word in message, (sql, message)
+        # The connection goes on; the refused writes changed nothing.
+        assert _run(enc, "SELECT * FROM r ORDER BY id")[:2] == _run(
+            plain, "SELECT * FROM r ORDER BY id"
+        )[:2]
+    finally:
+        enc.close()
+        plain.close()
+
+
+def test_write_in_a_client_transaction(
+    backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str
+) -> None:
+    """Inside the client's transaction the write is the client's to commit or roll back."""
+    plain, enc = _setup(backend, encrypted_proxy, database, encrypted_db, SubqueryWorkload(8))
+    try:
+        before = _run(enc, "SELECT * FROM r ORDER BY id")
+        enc.begin()
+        status, count, _ = _run(enc, "DELETE FROM r WHERE a IN (SELECT a FROM q)")
+        assert status == "ok" and enc.server_status & 1
+        assert _run(enc, "SELECT COUNT(*) FROM r WHERE a IN (SELECT a FROM q)")[1] == [
+            (("int", 0),)
+        ]
+        enc.rollback()
+        assert _run(enc, "SELECT * FROM r ORDER BY id")[:2] == before[:2]
+        assert count == _run(plain, "DELETE FROM r WHERE a IN (SELECT a FROM q)")[1]
+    finally:
+        enc.close()
+        plain.close()
