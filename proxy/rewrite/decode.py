@@ -318,10 +318,16 @@ class DecoderSpec:
     limit: int | None = None  # literal index of a LIMIT applied here, not by the backend
     offset: int | None = None
     database: str = ""
+    having: Any = None  # proxy.rewrite.having's condition tree, evaluated here
 
     def bind(self, crypto: Crypto, lits: Sequence[Any]) -> Decoder:
         limit = int(lits[self.limit].value) if self.limit is not None else None
         offset = int(lits[self.offset].value) if self.offset is not None else 0
+        keep = None
+        if self.having is not None:
+            from proxy.rewrite.having import bind_having
+
+            keep = bind_having(self.having, lits)
         return Decoder(
             self.columns,
             [r.make(crypto) for r in self.readers],
@@ -329,6 +335,7 @@ class DecoderSpec:
             limit,
             offset,
             self.database,
+            keep,
         )
 
 
@@ -340,6 +347,7 @@ class Decoder:
     limit: int | None
     offset: int
     database: str = ""
+    keep: Callable[[tuple[Any, ...]], bool] | None = None  # HAVING: the groups kept
 
     def definitions(self) -> list[ColumnDefinition]:
         return [c.definition(self.database) for c in self.columns]
@@ -347,6 +355,8 @@ class Decoder:
     def decode(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
         readers = self.readers
         out = [tuple(r(row) for r in readers) for row in rows]
+        if self.keep is not None:
+            out = [row for row in out if self.keep(row)]
         if self.sort:
             for key in reversed(self.sort):
                 out.sort(key=_sort_key(key), reverse=key.desc)

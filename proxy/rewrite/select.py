@@ -51,6 +51,7 @@ _ALLOWED = {
     "offset",
     "distinct",
     "locks",
+    "having",
 }
 AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max)
 
@@ -289,7 +290,14 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             parts.append(s.col(c.plain_name if c.plain else c.onion_name("eq")))
         tail.append(" GROUP BY " + ", ".join(parts))
     spec = DecoderSpec(out.columns, readers, database=db.name)
-    tail += _order_and_limit(node, ctx, scope, out, spec, det_only, items)
+    having = node.args.get("having")
+    if having is not None:
+        spec.having = _having(having.this, ctx, scope, out, spec, items, group_cols, grouped)
+        if distinct is not None:
+            raise Unsupported("HAVING with DISTINCT")
+    tail += _order_and_limit(
+        node, ctx, scope, out, spec, det_only, items, in_proxy=having is not None
+    )
     locks = node.args.get("locks") or []
     for lock in locks:
         tail.append(" FOR UPDATE" if lock.args.get("update") else " LOCK IN SHARE MODE")
@@ -304,6 +312,32 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
     return Template(segments=sql + tail, decoder=spec)
 
 
+def _having(
+    cond: exp.Expression,
+    ctx: Ctx,
+    scope: Scope,
+    out: _Out,
+    spec: DecoderSpec,
+    items: list,
+    group_cols: list[tuple[Source, Column]],
+    grouped: bool,
+) -> object:
+    """HAVING, for the decoder to evaluate (proxy.rewrite.having): what it names is read as
+    hidden items."""
+    from proxy.rewrite.having import plan_having
+
+    def add_reader(x: exp.Expression | tuple[Source, Column]) -> int:
+        if isinstance(x, tuple):
+            spec.readers.append(column_reader(ctx, out, x[0], x[1], True))
+        else:
+            if not grouped:
+                raise Unsupported("HAVING with an aggregate in a query that is not grouped")
+            spec.readers.append(aggregate(x, "", ctx, scope, out)[0])
+        return len(spec.readers) - 1
+
+    return plan_having(cond, ctx, scope, items, group_cols, add_reader)
+
+
 def _order_and_limit(
     node: exp.Select,
     ctx: Ctx,
@@ -312,7 +346,9 @@ def _order_and_limit(
     spec: DecoderSpec,
     det_only: bool,
     items: list,
+    in_proxy: bool = False,
 ) -> list[Segment]:
+    """in_proxy: ORDER BY and LIMIT after a filter the proxy applies (HAVING)."""
     order = node.args.get("order")
     keys: list[tuple[int | tuple[Source, Column], bool]] = []  # (item index | column, desc)
     for o in order.expressions if order is not None else []:
@@ -334,7 +370,7 @@ def _order_and_limit(
         else:
             raise Unsupported("ORDER BY anything but columns, aliases and selected aggregates")
     tail: list[Segment] = []
-    backend = not det_only and all(_backend_orderable(k, items) for k, _ in keys)
+    backend = not in_proxy and not det_only and all(_backend_orderable(k, items) for k, _ in keys)
     limit, offset = node.args.get("limit"), node.args.get("offset")
     lim = _limit_index(limit, ctx) if limit is not None else None
     off = _limit_index(offset, ctx) if offset is not None else None
@@ -353,6 +389,9 @@ def _order_and_limit(
         for k, desc in keys:
             idx, text = _sort_reader(k, ctx, out, spec, det_only, items)
             spec.sort.append(SortKey(idx, desc, text))
+        spec.limit, spec.offset = lim, off
+        return tail
+    if in_proxy:
         spec.limit, spec.offset = lim, off
         return tail
     if lim is not None:
