@@ -12,7 +12,7 @@ from pymysql.converters import escape_string
 
 from keystore import KeystoreError, MasterKey
 from keystore.files import InsecurePermissions
-from proxy import execute, subqueries
+from proxy import execute, subqueries, unions
 from proxy.backend import Backend, BackendAddress
 from proxy.catalog import Catalog
 from proxy.keys import KeyGate, PresentedKey
@@ -20,7 +20,15 @@ from proxy.password_change import mentions_password, own_new_password
 from proxy.protocol.codec import parse_err
 from proxy.protocol.errors import BackendError, MysqlError
 from proxy.relay import relay_response
-from proxy.rewrite import Execute, PassThrough, PeelFirst, Plan, ReadModifyWrite, SubqueriesFirst
+from proxy.rewrite import (
+    Execute,
+    PassThrough,
+    PeelFirst,
+    Plan,
+    ReadModifyWrite,
+    SubqueriesFirst,
+    UnionOf,
+)
 from proxy.rewrite.errors import ER_CRYPTDB_SESSION
 from proxy.session_state import SCHEMA_CHANGING, WRITING, SessionState, first_word
 from proxy.stream import PacketStream
@@ -116,6 +124,9 @@ class Session:
                 continue
             if isinstance(plan, SubqueriesFirst):  # inner statements first (proxy.subqueries)
                 await subqueries.run(self, client, cat, plan)
+                return
+            if isinstance(plan, UnionOf):  # branches combined here (proxy.unions)
+                await unions.run(self, client, cat, plan)
                 return
             await self._run(client, plan, utf8)
             return

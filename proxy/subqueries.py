@@ -33,7 +33,15 @@ from proxy.protocol.codec import (
 )
 from proxy.protocol.errors import BackendError, BackendUnavailable
 from proxy.relay import relay_response
-from proxy.rewrite import Execute, PassThrough, PeelFirst, Plan, ReadModifyWrite, SubqueriesFirst
+from proxy.rewrite import (
+    Decoder,
+    Execute,
+    PassThrough,
+    PeelFirst,
+    Plan,
+    ReadModifyWrite,
+    SubqueriesFirst,
+)
 from proxy.rewrite.errors import ER_CRYPTDB_DECRYPT, ER_CRYPTDB_SESSION
 from proxy.rewrite.subquery import typed_value
 from proxy.stream import PacketStream
@@ -154,7 +162,14 @@ async def _send(session: Session, client: PacketStream, plan: Plan, sql: str) ->
 async def _rows(
     session: Session, cat: Catalog, sql: str, own: bool, depth: int
 ) -> list[tuple[Any, ...]]:
-    """One inner statement's rows, decrypted; nothing reaches the client."""
+    return (await decoded(session, cat, sql, own, depth))[1]
+
+
+async def decoded(
+    session: Session, cat: Catalog, sql: str, own: bool = False, depth: int = 1
+) -> tuple[Decoder | None, list[tuple[Any, ...]]]:
+    """One inner statement's decoder (None: passed through) and rows, decrypted; nothing
+    reaches the client."""
     if depth > MAX_DEPTH:
         raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "subqueries nested too deeply")
     for _ in range(execute.PLAN_ATTEMPTS):
@@ -168,10 +183,10 @@ async def _rows(
         raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "onion adjustments did not settle; retry")
     if isinstance(plan, SubqueriesFirst):
         inner = [await _rows(session, cat, s, own, depth + 1) for s in plan.inner]
-        return await _rows(session, cat, plan.outer(inner), own, depth + 1)
+        return await decoded(session, cat, plan.outer(inner), own, depth + 1)
     if isinstance(plan, PassThrough):
         definitions, raw = await _query(session, sql)
-        return [
+        return None, [
             tuple(typed_value(d.type, d.charset, v) for d, v in zip(definitions, row, strict=True))
             for row in raw
         ]
@@ -179,7 +194,7 @@ async def _rows(
         raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "unexpected plan for a subquery")
     _, raw = await _query(session, plan.sql)
     try:
-        return plan.decoder.decode(raw)
+        return plan.decoder, plan.decoder.decode(raw)
     except InvalidCiphertext:
         raise execute.cryptdb_error(
             ER_CRYPTDB_DECRYPT, "a stored value did not decrypt (wrong keystore or damaged data)"

@@ -26,6 +26,7 @@ from proxy.rewrite import (
     ReadModifyWrite,
     Rewriter,
     SubqueriesFirst,
+    UnionOf,
 )
 from proxy.rewrite.subquery import typed_value
 from proxy.schema import Schema
@@ -174,14 +175,18 @@ class EncryptedRunner:
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """A subquery's rows, decrypted, as the session keeps them (nothing to the client)."""
+        return self.decoded(sql)[1]
+
+    def decoded(self, sql: str) -> tuple[Any, list[tuple[Any, ...]]]:
+        """(decoder or None when passed through, decrypted rows) of one SELECT."""
         plan = self._settled(sql)
         if isinstance(plan, SubqueriesFirst):
-            return self.rows(plan.outer([self.rows(s) for s in plan.inner]))
+            return self.decoded(plan.outer([self.rows(s) for s in plan.inner]))
         with self.conn.cursor() as cur:
             if isinstance(plan, PassThrough):
                 cur.execute(sql)
                 fields = cur._result.fields  # type codes and charsets, as the session reads
-                return [
+                return None, [
                     tuple(
                         typed_value(f.type_code, f.charsetnr, v)
                         for f, v in zip(fields, row, strict=True)
@@ -191,13 +196,15 @@ class EncryptedRunner:
             assert isinstance(plan, Execute) and plan.sql and plan.decoder is not None
             self.backend_sql.append(plan.sql)
             cur.execute(plan.sql)
-            return plan.decoder.decode(cur.fetchall())
+            return plan.decoder, plan.decoder.decode(cur.fetchall())
 
     def execute(self, sql: str) -> list[tuple[Any, ...]] | int:
         """Rows (decoded) for a query, the affected-row count otherwise."""
         plan = self._settled(sql)
         if isinstance(plan, SubqueriesFirst):
             return self._subqueries(plan)
+        if isinstance(plan, UnionOf):  # each branch a SELECT of its own, combined here
+            return plan.combine([self.decoded(s) for s in plan.branches])[1]
         with self.conn.cursor() as cur:
             if isinstance(plan, PassThrough):
                 cur.execute(sql)

@@ -21,6 +21,7 @@ from proxy.rewrite.plan import (
     Plan,
     ReadModifyWrite,
     SubqueriesFirst,
+    UnionOf,
 )
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "Refusal",
     "Rewriter",
     "SubqueriesFirst",
+    "UnionOf",
     "Unsupported",
 ]

@@ -24,6 +24,10 @@ The plan kinds the session executes:
                              statement with the subqueries replaced by constants
                              (proxy.rewrite.subquery); write: UPDATE / DELETE, inner reads
                              locked and everything in one transaction
+    UnionOf(branches, combine)
+                             run each SELECT of `branches` as a statement (decoded, kept);
+                             send the result set `combine(results)` returns: the UNION's rows
+                             combined, deduplicated, sorted and cut here (proxy.rewrite.union)
 """
 
 from __future__ import annotations
@@ -282,7 +286,14 @@ class SubqueriesFirst:
     write: bool = False  # UPDATE / DELETE: one transaction, inner reads LOCK IN SHARE MODE
 
 
-Plan = PassThrough | Execute | PeelFirst | ReadModifyWrite | SubqueriesFirst
+@dataclass
+class UnionOf:
+    branches: list[str]  # plaintext SELECTs, each planned and run as a statement of its own
+    # each branch's decoder and decoded rows -> the result's decoder and rows, for the client
+    combine: Callable[[list[tuple[Decoder, list[tuple[Any, ...]]]]], tuple[Decoder, list[Any]]]
+
+
+Plan = PassThrough | Execute | PeelFirst | ReadModifyWrite | SubqueriesFirst | UnionOf
 
 
 @dataclass

@@ -37,7 +37,7 @@ from typing import Any
 from sqlglot import exp
 
 from proxy.protocol.errors import MysqlError
-from proxy.rewrite.errors import ER_NOT_SUPPORTED_YET, Unsupported
+from proxy.rewrite.errors import ER_NOT_SUPPORTED_YET, UnknownColumn, Unsupported
 from proxy.rewrite.plan import SubqueriesFirst
 from proxy.rewrite.resolve import Ctx
 from proxy.schema import Table
@@ -244,6 +244,8 @@ def _target_encrypted(target: exp.Column, outer: list[tuple[str, Table | None]])
         c = t.column(target.name)
         if c is not None:
             return not c.plain
+    if outer and all(t is not None for _, t in outer):  # the proxy's tables only: MariaDB's
+        raise UnknownColumn(target.sql("mysql"), "where clause")
     return False
 
 
