@@ -41,6 +41,7 @@ from proxy.rewrite import (
     Plan,
     ReadModifyWrite,
     SubqueriesFirst,
+    UnionOf,
 )
 from proxy.rewrite.errors import ER_CRYPTDB_DECRYPT, ER_CRYPTDB_SESSION
 from proxy.rewrite.subquery import typed_value
@@ -184,6 +185,8 @@ async def decoded(
     if isinstance(plan, SubqueriesFirst):
         inner = [await _rows(session, cat, s, own, depth + 1) for s in plan.inner]
         return await decoded(session, cat, plan.outer(inner), own, depth + 1)
+    if isinstance(plan, UnionOf):  # a UNION as a subquery
+        return await union_result(session, cat, plan, own, depth + 1)
     if isinstance(plan, PassThrough):
         definitions, raw = await _query(session, sql)
         return None, [
@@ -199,6 +202,19 @@ async def decoded(
         raise execute.cryptdb_error(
             ER_CRYPTDB_DECRYPT, "a stored value did not decrypt (wrong keystore or damaged data)"
         ) from None
+
+
+async def union_result(
+    session: Session, cat: Catalog, plan: UnionOf, own: bool = False, depth: int = 1
+) -> tuple[Decoder, list[tuple[Any, ...]]]:
+    """A UNION's combined result: each branch planned and run as a SELECT of its own."""
+    results = []
+    for s in plan.branches:
+        d, rows = await decoded(session, cat, s, own, depth)
+        if d is None:  # a branch on tables the proxy did not create: refused when planned
+            raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "unexpected plan for a UNION")
+        results.append((d, rows))
+    return plan.combine(results)
 
 
 async def _query(

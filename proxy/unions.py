@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 from proxy import execute
 from proxy.catalog import Catalog
 from proxy.rewrite import UnionOf
-from proxy.rewrite.errors import ER_CRYPTDB_SESSION
 from proxy.stream import PacketStream
-from proxy.subqueries import decoded
+from proxy.subqueries import union_result
 
 if TYPE_CHECKING:
     from proxy.session import Session
@@ -22,12 +21,6 @@ if TYPE_CHECKING:
 async def run(session: Session, client: PacketStream, cat: Catalog, plan: UnionOf) -> None:
     in_trans = session.status & execute.STATUS_IN_TRANS
     token = cat.schema.token
-    results = []
-    for sql in plan.branches:
-        decoder, rows = await decoded(session, cat, sql)
-        if decoder is None:  # a branch on tables the proxy did not create: refused earlier
-            raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "unexpected plan for a UNION")
-        results.append((decoder, rows))
-    decoder, values = plan.combine(results)
+    decoder, values = await union_result(session, cat, plan)
     await execute.send_result(client, session.capabilities, decoder, values, status=session.status)
     session.state.after_statement(session.status, in_trans, token)

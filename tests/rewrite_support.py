@@ -182,6 +182,8 @@ class EncryptedRunner:
         plan = self._settled(sql)
         if isinstance(plan, SubqueriesFirst):
             return self.decoded(plan.outer([self.rows(s) for s in plan.inner]))
+        if isinstance(plan, UnionOf):
+            return plan.combine([self.decoded(s) for s in plan.branches])
         with self.conn.cursor() as cur:
             if isinstance(plan, PassThrough):
                 cur.execute(sql)

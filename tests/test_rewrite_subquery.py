@@ -168,6 +168,28 @@ EDGE_CASES = [
     "SELECT k FROM pl WHERE EXISTS (SELECT * FROM q WHERE a > 3)",
     "SELECT COUNT( * ), max(a) FROM r WHERE a IN (SELECT a FROM q)",
     "SELECT id FROM r WHERE s = 'it''s \\\\ \\n' OR a IN (SELECT a FROM q)",
+    # numbers the target column cannot hold: compared exactly, as MariaDB does
+    "SELECT id FROM r WHERE a > (SELECT AVG(a) FROM q)",
+    "SELECT id FROM r WHERE a <= (SELECT AVG(a) FROM q)",
+    "SELECT id FROM r WHERE a = (SELECT AVG(a) FROM q)",
+    "SELECT id FROM r WHERE NOT (a <> (SELECT AVG(a) FROM q))",
+    "SELECT id FROM r WHERE a <=> (SELECT AVG(a) FROM q)",
+    "SELECT id FROM r WHERE (SELECT AVG(a) FROM q) >= a",
+    "SELECT id FROM r WHERE d <= (SELECT AVG(d) FROM r)",
+    "SELECT id FROM r WHERE d > (SELECT AVG(d) FROM r) OR d IS NULL",
+    "SELECT id FROM r WHERE a < (SELECT SUM(b) FROM r)",
+    "SELECT id FROM r WHERE a >= (SELECT MIN(b) FROM r WHERE b > 100)",
+    "SELECT id FROM r WHERE a <> (SELECT MIN(b) FROM r WHERE b > 100)",
+    "SELECT id FROM r WHERE a IN (SELECT d FROM r)",
+    "SELECT id FROM r WHERE NOT (a IN (SELECT a / 2 FROM pl))",
+    "SELECT id FROM r WHERE NOT (a IN (SELECT k / 7 FROM pl WHERE k = 1))",
+    # a UNION as the subquery
+    "SELECT id FROM r WHERE a IN (SELECT a FROM q UNION SELECT k FROM q)",
+    "SELECT id FROM r WHERE a = (SELECT MAX(a) FROM q UNION ALL SELECT MIN(k) FROM q)",
+    # the same statement after the subquery's rows changed: not answered from a cache
+    "SELECT id FROM r WHERE a IN (SELECT a FROM q WHERE k < 4)",
+    "UPDATE q SET a = 1 WHERE k < 4",
+    "SELECT id FROM r WHERE a IN (SELECT a FROM q WHERE k < 4)",
     "UPDATE r SET a = (SELECT MAX(a) FROM q) WHERE id IN (SELECT k FROM pl)",
     "UPDATE r SET s = 'x' WHERE a IN (SELECT a FROM r WHERE a > 2)",
     "UPDATE r SET a = a + 1 WHERE a IN (SELECT a FROM q)",
@@ -194,7 +216,8 @@ def test_subquery_edges(plain: pymysql.Connection, encrypted: EncryptedRunner) -
         e = encrypted_outcome(encrypted, sql)
         if sql.startswith("SELECT k FROM pl") and isinstance(p, list):
             p = [tuple(str(v) for v in row) for row in p]  # passed through: the server's text
-        assert same(p, e, False) if not isinstance(p, tuple) else p == e, (sql, p, e)
+        ok = p == e if isinstance(p, tuple) or isinstance(e, tuple) else same(p, e, False)
+        assert ok, (sql, p, e)
     cur.execute("SELECT * FROM r ORDER BY id")
     assert same(cur.fetchall(), encrypted.execute("SELECT * FROM r ORDER BY id"), True)
 

@@ -31,19 +31,25 @@ such.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from sqlglot import exp
 
+from onion.encoding import Kind
 from proxy.protocol.errors import MysqlError
 from proxy.rewrite.errors import ER_NOT_SUPPORTED_YET, UnknownColumn, Unsupported
 from proxy.rewrite.plan import SubqueriesFirst
 from proxy.rewrite.resolve import Ctx
-from proxy.schema import Table
+from proxy.schema import Column, Table
 
 MAX_IN_VALUES = 10_000
 _COMPARE = (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.LT, exp.LTE, exp.GT, exp.GTE)
+_OP_TEXT: dict[type[exp.Expression], str] = {
+    exp.EQ: "=", exp.NEQ: "<>", exp.NullSafeEQ: "<=>", exp.LT: "<", exp.LTE: "<=",
+    exp.GT: ">", exp.GTE: ">=",
+}  # fmt: skip
+_FLIP = {"=": "=", "<>": "<>", "<=>": "<=>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _SUBQUERY = (exp.Subquery, exp.Exists)
 
 # MySQL column types whose text-protocol values are numbers (include/mysql_com.h).
@@ -87,9 +93,11 @@ def _unparen(e: exp.Expression) -> exp.Expression:
 class _Use:
     """One subquery: how its rows are substituted."""
 
-    def __init__(self, kind: str, target: exp.Column | None) -> None:
+    def __init__(self, kind: str, target: exp.Column | None, op: str = "") -> None:
         self.kind = kind  # in | scalar | exists
         self.target = target
+        self.op = op  # scalar comparisons: `target <op> value` (flipped if written the other way)
+        self.col: Column | None = None  # the target, when an encrypted number
 
 
 def _classify(sq: exp.Expression, node: exp.Expression) -> _Use:
@@ -109,7 +117,8 @@ def _classify(sq: exp.Expression, node: exp.Expression) -> _Use:
         if isinstance(node, exp.Update) and parent.parent is node:
             return _Use("scalar", _target(other))  # SET c = (SELECT ...)
         _in_where(sq, node, "a scalar subquery")
-        return _Use("scalar", _target(other))
+        op = _OP_TEXT[type(parent)]
+        return _Use("scalar", _target(other), _FLIP[op] if parent.this is top else op)
     if isinstance(node, exp.Select) and _in_select_list(sq, node):
         raise Unsupported("subqueries in the select list")
     raise Unsupported("a subquery in this position")
@@ -237,16 +246,17 @@ def _sensitive(inner: exp.Expression, ctx: Ctx) -> str | None:
     return None
 
 
-def _target_encrypted(target: exp.Column, outer: list[tuple[str, Table | None]]) -> bool:
+def _target_column(target: exp.Column, outer: list[tuple[str, Table | None]]) -> Column | None:
+    """The proxy's column a subquery's values are compared with (None: another table's)."""
     for alias, t in outer:
         if t is None or (target.table and target.table != alias):
             continue
         c = t.column(target.name)
         if c is not None:
-            return not c.plain
+            return c
     if outer and all(t is not None for _, t in outer):  # the proxy's tables only: MariaDB's
         raise UnknownColumn(target.sql("mysql"), "where clause")
-    return False
+    return None
 
 
 # ---- values -> constants ---------------------------------------------------------------------
@@ -293,8 +303,7 @@ def _row_operand(sq: exp.Expression, node: exp.Expression) -> MysqlError:
     if isinstance(parent, _COMPARE) and not (
         isinstance(node, exp.Update) and parent.parent is node
     ):
-        op = {exp.EQ: "=", exp.NEQ: "<>", exp.NullSafeEQ: "<=>", exp.LT: "<", exp.LTE: "<=",
-              exp.GT: ">", exp.GTE: ">="}[type(parent)]  # fmt: skip
+        op = _OP_TEXT[type(parent)]
         return MysqlError(
             4078, "HY000", f"Illegal parameter data types and row for operation '{op}'"
         )
@@ -316,7 +325,13 @@ def _substitute(
     if use.kind == "scalar":
         if len(rows) > 1:
             raise MysqlError(1242, "21000", "Subquery returns more than 1 row")
-        sq.replace(_literal(rows[0][0]) if rows else exp.Null())
+        value = rows[0][0] if rows else None
+        if use.col is not None and use.op and not _exact(use.col, value):
+            parent = _unparen_up(sq)[1]
+            assert parent is not None and use.target is not None
+            parent.replace(exp.paren(_inexact(use.target.copy(), use.col, use.op, value)))
+            return
+        sq.replace(_literal(value))
         return
     values = list(dict.fromkeys(r[0] for r in rows))
     if len(values) > MAX_IN_VALUES:
@@ -326,8 +341,72 @@ def _substitute(
     if not values:
         in_node.replace(exp.false())  # MariaDB: x IN (empty) is FALSE, even for a NULL x
         return
+    if use.col is not None:
+        # A value the column cannot hold equals none of its values: dropped (x IN (2.5, 3)
+        # is x IN (3)); if none is left, FALSE, or NULL for a NULL x.
+        col = use.col
+        values = [v for v in values if _exact(col, v)]
+        if not values:
+            assert use.target is not None
+            in_node.replace(exp.paren(_inexact(use.target.copy(), col, "=", Decimal("0.5"))))
+            return
     in_node.set("query", None)
     in_node.set("expressions", [_literal(v) for v in values])
+
+
+_NUMBERS = (Kind.INT, Kind.UINT, Kind.DECIMAL)
+
+
+def _bounds(col: Column) -> tuple[Decimal, Decimal, Decimal]:
+    """(smallest, largest value, step) of an integer or DECIMAL column."""
+    if col.kind == Kind.DECIMAL:
+        step = Decimal(1).scaleb(-col.scale)
+        hi = Decimal(10) ** (col.precision - col.scale) - step
+        return (Decimal(0) if col.unsigned else -hi), hi, step
+    if col.kind == Kind.UINT:
+        return Decimal(0), Decimal((1 << col.bits) - 1), Decimal(1)
+    return Decimal(-(1 << (col.bits - 1))), Decimal((1 << (col.bits - 1)) - 1), Decimal(1)
+
+
+def _exact(col: Column, v: Any) -> bool:
+    """Whether the column can hold the number v exactly (anything else is left to the
+    rewrite of constants, which refuses what it cannot encrypt)."""
+    if not isinstance(v, int | Decimal) or isinstance(v, bool):
+        return True
+    lo, hi, step = _bounds(col)
+    d = Decimal(v)
+    return lo <= d <= hi and d % step == 0
+
+
+def _inexact(t: exp.Column, col: Column, op: str, v: Any) -> exp.Expression:
+    """`t <op> v` for a number v the column cannot hold (more decimals than its scale, or
+    outside its range), as comparisons with constants it can: MariaDB compares exactly, the
+    onions only know the column's own values. NULL stays NULL; the onion is the one the
+    original comparison needed (equality: Eq, ranges: Ord)."""
+    lo, hi, step = _bounds(col)
+    d = Decimal(v)
+
+    def cmp(kind: type[exp.Expression], x: Decimal) -> exp.Expression:
+        value = int(x) if col.kind != Kind.DECIMAL else x
+        return kind(this=t.copy(), expression=_literal(value))
+
+    if op == "<=>":
+        return exp.false()
+    if op == "=":  # never TRUE: FALSE, NULL for a NULL t
+        return exp.and_(cmp(exp.EQ, lo), cmp(exp.NEQ, lo))
+    if op == "<>":  # TRUE, NULL for a NULL t
+        return exp.or_(cmp(exp.EQ, lo), cmp(exp.NEQ, lo))
+    if op in ("<", "<="):
+        if d > hi:
+            return cmp(exp.GTE, lo)
+        if d < lo:
+            return cmp(exp.LT, lo)
+        return cmp(exp.LTE, (d / step).to_integral_value(rounding=ROUND_FLOOR) * step)
+    if d < lo:
+        return cmp(exp.GTE, lo)
+    if d > hi:
+        return cmp(exp.LT, lo)
+    return cmp(exp.GTE, (d / step).to_integral_value(rounding=ROUND_CEILING) * step)
 
 
 # ---- the plan --------------------------------------------------------------------------------
@@ -369,7 +448,11 @@ def plan(node: exp.Expression, ctx: Ctx) -> SubqueriesFirst:
                 raise _row_operand(sq, tree)
         if use.target is not None:
             source = _sensitive(inner, ctx)
-            if source is not None and not _target_encrypted(use.target, outer):
+            col = _target_column(use.target, outer)
+            encrypted = col is not None and not col.plain
+            if encrypted and col is not None and col.kind in _NUMBERS:
+                use.col = col
+            if source is not None and not encrypted:
                 raise Unsupported(
                     f"comparing column {use.target.name} with values of encrypted column "
                     f"{source} from a subquery (they would reach the server in plaintext)"
