@@ -232,3 +232,19 @@ def test_subquery_refusals(
     with pytest.raises(MysqlError) as e:
         encrypted.execute(sql)
     assert e.value.code == 1235 and word in e.value.message, e.value.message
+
+
+def test_in_list_cap(plain: pymysql.Connection, encrypted: EncryptedRunner) -> None:
+    """Up to MAX_IN_VALUES distinct values become an IN list; more are refused (1235)."""
+    from proxy.protocol.errors import MysqlError
+    from proxy.rewrite.subquery import MAX_IN_VALUES
+
+    cur = _seeded(plain, encrypted, 13)
+    rows = ", ".join(f"({k})" for k in range(MAX_IN_VALUES + 1))
+    for run in (_plain_runner(cur), _backend_runner(encrypted)):
+        run(f"INSERT INTO pl (k) VALUES {rows}, (NULL), (5)")  # duplicates do not count
+    sql = f"SELECT id, a FROM r WHERE a NOT IN (SELECT k - 6 FROM pl WHERE k < {MAX_IN_VALUES})"
+    assert same(plain_outcome(cur, sql), encrypted_outcome(encrypted, sql), False)
+    with pytest.raises(MysqlError) as e:
+        encrypted.execute("SELECT id FROM r WHERE a IN (SELECT k FROM pl)")
+    assert e.value.code == 1235 and str(MAX_IN_VALUES) in e.value.message
