@@ -206,3 +206,35 @@ def test_prepared_statements(
     finally:
         conn.close()
         plain.close()
+
+
+def test_write_reads_the_latest_rows_under_lock(
+    backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str
+) -> None:
+    """A DELETE with a subquery in autocommit runs in one transaction whose subquery reads
+    lock: it waits for another transaction's change to the rows it reads, then decides on
+    the committed value (a consistent read would have used the old one)."""
+    import threading
+
+    plain, enc = _setup(backend, encrypted_proxy, database, encrypted_db, SubqueryWorkload(14))
+    plain.close()
+    other = encrypted_proxy.connect(encrypted_db, autocommit=True, charset="utf8mb4")
+    try:
+        assert _run(enc, "INSERT INTO r (a, b) VALUES (100, 1), (100, 2), (101, 3)")[0] == "ok"
+        assert _run(enc, "UPDATE q SET a = 101 WHERE k = 1")[0] == "ok"
+        other.begin()
+        assert _run(other, "UPDATE q SET a = 100 WHERE k = 1")[0] == "ok"  # row lock held
+        outcome: list[object] = []
+        sql = "DELETE FROM r WHERE a IN (SELECT a FROM q WHERE k = 1)"
+        worker = threading.Thread(target=lambda: outcome.append(_run(enc, sql)))
+        worker.start()
+        worker.join(1.0)
+        assert worker.is_alive(), "the subquery did not wait for the row lock"
+        other.commit()
+        worker.join(20)
+        assert outcome and outcome[0][:2] == ("ok", 2), outcome  # the two rows with a = 100
+        assert _run(enc, "SELECT COUNT(*) FROM r WHERE a = 101")[1] == [(("int", 1),)]
+        assert not enc.server_status & 1
+    finally:
+        other.close()
+        enc.close()

@@ -492,7 +492,7 @@ def _name_items(tree: exp.Select, sql: str) -> None:
     from proxy.rewrite.select import _written
 
     for e in list(tree.expressions):
-        if isinstance(e, exp.Alias | exp.Column | exp.Star):
+        if not isinstance(e, exp.Func):  # _written reads a call's text (name through ")")
             continue
         name = _written(e, sql) or e.sql("mysql")
         e.replace(exp.alias_(e.copy(), name, quoted=True))
