@@ -23,7 +23,7 @@ from tests.rewrite_workload import BIG, DDL, needles, same
 from tests.subquery_workload import DDL_J, DDL_PL, DDL_Q, REFUSED, SubqueryWorkload
 from tests.test_proxy_differential import _db, _run
 
-STATEMENTS = 350
+STATEMENTS = 500
 ERRORS = [
     ("SELECT id FROM r WHERE a = (SELECT a FROM q)", 1242),
     ("SELECT id FROM r WHERE a IN (SELECT a, k FROM q)", 1241),

@@ -21,7 +21,7 @@ from tests.rewrite_support import EncryptedRunner, connect, encrypted_outcome, p
 from tests.rewrite_workload import BIG, DDL, needles, same
 from tests.subquery_workload import DDL_J, DDL_PL, DDL_Q, REFUSED, SubqueryWorkload
 
-STATEMENTS = 400
+STATEMENTS = 600
 
 
 @pytest.fixture
@@ -89,9 +89,9 @@ def test_subquery_differential(
         populate(work, _plain_runner(cur), encrypted.execute, _backend_runner(encrypted))
         for n in range(STATEMENTS):
             roll = work.rng.random()
-            if roll < 0.15:
+            if roll < 0.2:
                 st = work.insert()
-            elif roll < 0.17:
+            elif roll < 0.22:
                 st = work.update()
             else:
                 st = work.subquery_statement()
