@@ -186,6 +186,13 @@ EDGE_CASES = [
     # a UNION as the subquery
     "SELECT id FROM r WHERE a IN (SELECT a FROM q UNION SELECT k FROM q)",
     "SELECT id FROM r WHERE a = (SELECT MAX(a) FROM q UNION ALL SELECT MIN(k) FROM q)",
+    # the constructs together: HAVING in a subquery and in a UNION branch
+    "SELECT id FROM r WHERE a IN (SELECT a FROM q GROUP BY a HAVING COUNT(*) > 1)",
+    "SELECT id FROM r WHERE a NOT IN (SELECT a FROM q GROUP BY a HAVING MIN(k) < 5)",
+    "SELECT a FROM r GROUP BY a HAVING COUNT(*) > 1 UNION SELECT a FROM q",
+    "SELECT id FROM r WHERE EXISTS (SELECT a FROM q WHERE k > 50 UNION SELECT g FROM j)",
+    "SELECT id FROM r WHERE a IN (SELECT a FROM q) UNION ALL SELECT k FROM q WHERE a = "
+    "(SELECT MAX(a) FROM r)",
     # the same statement after the subquery's rows changed: not answered from a cache
     "SELECT id FROM r WHERE a IN (SELECT a FROM q WHERE k < 4)",
     "UPDATE q SET a = 1 WHERE k < 4",
