@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pymysql
 import pytest
@@ -64,6 +65,28 @@ def _setup(
     return plain, enc
 
 
+@contextmanager
+def general_log(backend: DevBackend, thread: int) -> Iterator[list[str]]:
+    """Every statement one backend connection receives meanwhile (MariaDB's general log)."""
+    sent: list[str] = []
+    with backend.admin() as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL log_output = 'TABLE'")
+        cur.execute("TRUNCATE mysql.general_log")
+        cur.execute("SET GLOBAL general_log = 1")
+    try:
+        yield sent
+    finally:
+        with backend.admin() as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL general_log = 0")
+            cur.execute(
+                "SELECT argument FROM mysql.general_log "
+                f"WHERE command_type = 'Query' AND thread_id = {thread}"
+            )
+            sent += [r[0] if isinstance(r[0], str) else r[0].decode("utf-8", "replace")
+                     for r in cur.fetchall()]  # fmt: skip
+            cur.execute("TRUNCATE mysql.general_log")
+
+
 @pytest.mark.parametrize("seed", [21, 22])
 def test_subqueries_through_the_proxy(
     backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str, seed: int
@@ -71,6 +94,9 @@ def test_subqueries_through_the_proxy(
     work = SubqueryWorkload(seed)
     plain, enc = _setup(backend, encrypted_proxy, database, encrypted_db, work)
     kinds: Counter[str] = Counter()
+    thread = _run(enc, "SELECT CONNECTION_ID()")[1][0][0][1]  # the proxy's backend connection
+    log = general_log(backend, thread)
+    sent = log.__enter__()
     try:
         for n in range(STATEMENTS):
             roll = work.rng.random()
@@ -97,11 +123,21 @@ def test_subqueries_through_the_proxy(
         assert final[1], "the workload left no rows"
         assert enc.get_autocommit() and not enc.server_status & 1  # no transaction left open
     finally:
+        log.__exit__(None, None, None)
         enc.close()
         plain.close()
-    print(f"\nseed {seed} through the proxy: {dict(kinds)}")
+    print(f"\nseed {seed} through the proxy: {dict(kinds)}, {len(sent)} backend statements")
     assert kinds["rows"] > STATEMENTS // 2 and kinds["update"] > 20 and kinds["delete"] > 10
     _scan(backend, encrypted_db, needles(work.used | {str(v) for v in BIG}))
+    # What the server was sent about its encrypted tables (the statements naming a `t_<id>`
+    # table; the others read the plain table pl) holds no text or date the workload used:
+    # substituted values went encrypted.
+    about_encrypted = [q for q in sent if re.search(r"`t_\d+`", q)]
+    assert len(about_encrypted) > STATEMENTS
+    texts = {v for v in work.used if len(v) >= 5}
+    assert [(v, q[:60]) for q in about_encrypted for v in texts if v in q] == []
+    # Control: the log has the plaintext the statements on the plain table carry.
+    assert any(v in q for q in sent if q not in about_encrypted for v in texts)
 
 
 def _scan(backend: DevBackend, db: str, wanted: set[bytes]) -> None:
