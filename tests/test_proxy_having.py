@@ -1,6 +1,7 @@
 """HAVING through the LIVE proxy: tests/having_workload.py's seeded statements on an
 encrypted table against a plaintext copy straight on MariaDB (rows with their Python types,
-result metadata, errors), then the encrypted table's rows scanned for plaintext."""
+result metadata, errors), then the encrypted table's rows scanned for plaintext, and the
+statements the server received for any text or date the workload used."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.having_workload import REFUSED_HAVING, HavingWorkload
 from tests.rewrite_support import connect, extra_database
 from tests.rewrite_workload import BIG, DDL, needles, same
 from tests.test_proxy_differential import _db, _run, _scan_backend
+from tests.test_proxy_subquery import general_log
 
 STATEMENTS = 350
 
@@ -36,6 +38,9 @@ def test_having_through_the_proxy(
     )
     plain = connect(backend, database, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS)
     kinds: Counter[str] = Counter()
+    thread = _run(enc, "SELECT CONNECTION_ID()")[1][0][0][1]  # the proxy's backend connection
+    log = general_log(backend, thread)
+    sent = log.__enter__()
     try:
         assert _run(plain, DDL)[0] == _run(enc, DDL)[0] == "ok"
         for n in range(STATEMENTS):
@@ -61,8 +66,13 @@ def test_having_through_the_proxy(
             status, code, message = _run(enc, sql)
             assert (status, code) == ("error", 1235) and word in message, (sql, message)
     finally:
+        log.__exit__(None, None, None)
         enc.close()
         plain.close()
     print(f"\nseed {seed} through the proxy: {dict(kinds)}")
     assert kinds["rows"] + kinds["ordered"] > STATEMENTS // 2
     _scan_backend(backend, encrypted_db, needles(work.used | {str(v) for v in BIG}))
+    # HAVING's constants stay in the proxy; WHERE's reach the server encrypted.
+    assert len(sent) > STATEMENTS
+    texts = {v for v in work.used if len(v) >= 5}
+    assert [(v, q[:60]) for q in sent for v in texts if v in q] == []
