@@ -85,7 +85,8 @@ REFUSED = [
     ("SELECT id FROM r WHERE id IN (SELECT * FROM j)", "plaintext"),
     # elsewhere
     ("SELECT a, (SELECT MAX(a) FROM q) FROM r", "select list"),
-    ("SELECT id FROM r WHERE a > ANY (SELECT a FROM q)", "ANY"),
+    ("SELECT id FROM r WHERE p > ANY (SELECT a FROM q)", "plaintext"),
+    ("SELECT id FROM r WHERE a > ANY (SELECT a FROM q WHERE q.k = r.id)", "correlated"),
     ("SELECT id FROM r WHERE (SELECT MAX(a) FROM q) = (SELECT MIN(a) FROM q)", "column"),
 ]
 
@@ -182,6 +183,14 @@ class SubqueryWorkload(Workload):
             return f"({inner}) {op} {target.name}"
         return f"{target.name} {op} ({inner})"
 
+    def quantified_subquery(self, target: Col) -> str:
+        r = self.rng
+        src = self._source(target.kind, target)
+        ops = ["=", "<>"] + (["<", "<=", ">", ">="] if target.ordered else [])
+        word = r.choice(["ANY", "SOME", "ALL"])
+        inner = f"SELECT {src.name} FROM {src.table}{self._inner_where(src.table)}"
+        return f"{target.name} {r.choice(ops)} {word} ({inner})"
+
     def exists_subquery(self) -> str:
         r = self.rng
         table = r.choice(["q", "j", "pl", "r"])
@@ -193,10 +202,12 @@ class SubqueryWorkload(Workload):
         r = self.rng
         roll = r.random()
         target = r.choice(TARGETS)
-        if roll < 0.45:
+        if roll < 0.4:
             cond = self.in_subquery(target)
-        elif roll < 0.8:
+        elif roll < 0.68:
             cond = self.scalar_subquery(target)
+        elif roll < 0.82:
+            cond = self.quantified_subquery(target)
         else:
             cond = self.exists_subquery()
         if r.random() < 0.35:

@@ -72,6 +72,8 @@ def _plain_runner(cur: Any) -> Callable[[str], Any]:
 
 
 def _kind(sql: str) -> str:
+    if any(f" {w} (SELECT" in sql for w in ("ANY", "SOME", "ALL")):
+        return "any/all"
     if " IN (SELECT" in sql:
         return "in"
     if "EXISTS (" in sql:
@@ -112,6 +114,7 @@ def test_subquery_differential(
     assert same(final, encrypted.execute("SELECT * FROM r ORDER BY id"), True)
     print(f"\nseed {seed}: {dict(kinds)}, peels {encrypted.peels}")
     assert kinds["rows in"] > 50 and kinds["rows scalar"] > 50 and kinds["rows exists"] > 15
+    assert kinds["rows any/all"] > 30
     assert kinds["update in"] + kinds["update scalar"] + kinds["update exists"] > 20
     assert kinds["delete in"] + kinds["delete scalar"] + kinds["delete exists"] > 10
     assert kinds["non-empty"] > STATEMENTS // 3
@@ -193,6 +196,21 @@ EDGE_CASES = [
     "SELECT id FROM r WHERE EXISTS (SELECT a FROM q WHERE k > 50 UNION SELECT g FROM j)",
     "SELECT id FROM r WHERE a IN (SELECT a FROM q) UNION ALL SELECT k FROM q WHERE a = "
     "(SELECT MAX(a) FROM r)",
+    # ANY / SOME / ALL: empty, NULLs, numbers the column cannot hold, text
+    "SELECT id FROM r WHERE a > ANY (SELECT a FROM q WHERE k > 100)",
+    "SELECT id FROM r WHERE a > ALL (SELECT a FROM q WHERE k > 100)",
+    "SELECT id FROM r WHERE NOT (a < ALL (SELECT a FROM q))",
+    "SELECT id FROM r WHERE a >= SOME (SELECT a FROM q WHERE a IS NULL)",
+    "SELECT id FROM r WHERE a = ALL (SELECT a FROM q WHERE k = 3)",
+    "SELECT id FROM r WHERE a <> ANY (SELECT a FROM q)",
+    "SELECT id FROM r WHERE a <> ALL (SELECT a FROM q)",
+    "SELECT id FROM r WHERE a = ANY (SELECT AVG(a) FROM q)",
+    "SELECT id FROM r WHERE a < ANY (SELECT AVG(a) FROM q)",
+    "SELECT id FROM r WHERE s = ANY (SELECT s FROM pl)",
+    "SELECT id FROM r WHERE s <> ALL (SELECT v FROM j)",
+    "SELECT id FROM r WHERE t <= ALL (SELECT t FROM q)",
+    "SELECT id FROM r WHERE a > ANY (SELECT a, k FROM q)",
+    "SELECT id FROM r WHERE a > ANY (SELECT a FROM q LIMIT 2)",
     # the same statement after the subquery's rows changed: not answered from a cache
     "SELECT id FROM r WHERE a IN (SELECT a FROM q WHERE k < 4)",
     "UPDATE q SET a = 1 WHERE k < 4",

@@ -9,13 +9,14 @@ the ordinary rewrite then encrypts for the column they are compared with:
                                 MAX_IN_VALUES; no rows: FALSE (NOT IN: TRUE), as MariaDB
     x <op> (SELECT y ...)       x <op> v    no rows: NULL; more than one: error 1242
     [NOT] EXISTS (SELECT ...)   TRUE / FALSE (the subquery runs with LIMIT 1)
+    x <op> ANY / ALL (SELECT y) comparisons with the values, as SQL defines them
     UPDATE ... SET c = (SELECT y ...)   c = v, as the scalar case
 
 in the WHERE clause of SELECT, UPDATE and DELETE (and SET of UPDATE). The plan is
 `SubqueriesFirst(inner, outer, write)` (proxy.rewrite.plan); subqueries may nest (an inner
 statement is planned like any other). Refused with 1235: correlated subqueries (they name a
 column of the outer statement), subqueries in FROM (derived tables), in the select list,
-with ANY / ALL, or anywhere else.
+or anywhere else.
 
 Fail closed: a value decrypted from an encrypted column must reach the backend encrypted
 again. It is only substituted where it is compared with (or assigned to) an encrypted
@@ -50,7 +51,7 @@ _OP_TEXT: dict[type[exp.Expression], str] = {
     exp.GT: ">", exp.GTE: ">=",
 }  # fmt: skip
 _FLIP = {"=": "=", "<>": "<>", "<=>": "<=>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_SUBQUERY = (exp.Subquery, exp.Exists)
+_SUBQUERY = (exp.Subquery, exp.Exists, exp.Any, exp.All)
 
 # MySQL column types whose text-protocol values are numbers (include/mysql_com.h).
 _NUMERIC_TYPES = frozenset({0, 1, 2, 3, 4, 5, 8, 9, 13, 246})
@@ -105,6 +106,12 @@ def _classify(sq: exp.Expression, node: exp.Expression) -> _Use:
         _in_where(sq, node, "EXISTS")
         return _Use("exists", None)
     top, parent = _unparen_up(sq)
+    if isinstance(sq, exp.Any | exp.All):  # x <op> ANY / SOME / ALL (SELECT ...)
+        if not isinstance(parent, _COMPARE) or parent.this is top:
+            raise Unsupported("ANY / ALL / SOME in this position")
+        _in_where(sq, node, "ANY / ALL / SOME")
+        kind = "any" if isinstance(sq, exp.Any) else "all"
+        return _Use(kind, _target(parent.this), _OP_TEXT[type(parent)])
     if isinstance(parent, exp.From | exp.Join):
         raise Unsupported("subqueries in FROM (derived tables)")
     if isinstance(parent, exp.Any | exp.All):
@@ -297,10 +304,19 @@ def _literal(v: Any) -> exp.Expression:
     raise Unsupported("a subquery value of a binary type")
 
 
+def _inner(sq: exp.Expression) -> exp.Expression:
+    inner = sq.this
+    if isinstance(sq, exp.Any | exp.All) and isinstance(inner, exp.Subquery):
+        inner = inner.this
+    return inner
+
+
 def _row_operand(sq: exp.Expression, node: exp.Expression) -> MysqlError:
     """MariaDB's error for a subquery of several columns where one value is expected."""
     parent = _unparen_up(sq)[1]
-    if isinstance(parent, _COMPARE) and not (
+    if isinstance(sq, exp.Any | exp.All):
+        pass
+    elif isinstance(parent, _COMPARE) and not (
         isinstance(node, exp.Update) and parent.parent is node
     ):
         op = _OP_TEXT[type(parent)]
@@ -336,6 +352,11 @@ def _substitute(
     values = list(dict.fromkeys(r[0] for r in rows))
     if len(values) > MAX_IN_VALUES:
         raise Unsupported(f"IN (SELECT ...) with more than {MAX_IN_VALUES} distinct values")
+    if use.kind in ("any", "all"):
+        parent = _unparen_up(sq)[1]
+        assert parent is not None and use.target is not None
+        parent.replace(exp.paren(_quantified(use.target, use, values)))
+        return
     in_node = _unparen_up(sq)[1]
     assert isinstance(in_node, exp.In)
     if not values:
@@ -409,6 +430,42 @@ def _inexact(t: exp.Column, col: Column, op: str, v: Any) -> exp.Expression:
     return cmp(exp.GTE, (d / step).to_integral_value(rounding=ROUND_CEILING) * step)
 
 
+def _quantified(t: exp.Column, use: _Use, values: list[Any]) -> exp.Expression:
+    """`t <op> ANY / ALL (values)` as SQL defines it (ANY: some comparison TRUE, ALL: every
+    one; NULL where a NULL leaves it open; no values: FALSE / TRUE), in comparisons with
+    constants the ordinary rewrite encrypts."""
+    op, any_ = use.op, use.kind == "any"
+    if not values:
+        return exp.false() if any_ else exp.true()
+    if (op == "=" and any_) or (op == "<>" and not any_):  # = ANY is IN, <> ALL is NOT IN
+        col = use.col
+        kept = [v for v in values if col is None or _exact(col, v)]
+        if not kept:
+            member = _inexact(t.copy(), col, "=", Decimal("0.5")) if col else exp.false()
+        else:
+            member = exp.In(this=t.copy(), expressions=[_literal(v) for v in kept])
+        return member if any_ else exp.not_(exp.paren(member))
+    join = exp.or_ if any_ else exp.and_
+    known = [v for v in values if v is not None]
+    null = exp.EQ(this=t.copy(), expression=exp.Null())  # NULL, whatever t is
+    if not known:
+        return null
+
+    def cmp(v: Any) -> exp.Expression:
+        if use.col is not None and not _exact(use.col, v):
+            return exp.paren(_inexact(t.copy(), use.col, op, v))
+        kind = {v2: k for k, v2 in _OP_TEXT.items()}[op]
+        return kind(this=t.copy(), expression=_literal(v))
+
+    if op in ("=", "<>") or any(isinstance(v, str) for v in known):
+        # = ALL, <> ANY, and text (whose order is the collation's): one comparison each
+        out = join(*[cmp(v) for v in known])
+    else:  # numbers and dates: the bound that decides
+        low = op in ("<", "<=")
+        out = cmp((max if low == any_ else min)(known))
+    return join(out, null) if len(known) < len(values) else out
+
+
 # ---- the plan --------------------------------------------------------------------------------
 
 
@@ -431,11 +488,11 @@ def plan(node: exp.Expression, ctx: Ctx) -> SubqueriesFirst:
     uses = [_classify(sq, tree) for sq in subs]
     inner_sql: list[str] = []
     for sq, use in zip(subs, uses, strict=True):
-        inner = sq.this
+        inner = _inner(sq)
         if not isinstance(inner, exp.Select | exp.Union):
             raise Unsupported("this kind of subquery")
         _check_uncorrelated(inner, outer, ctx)
-        if use.kind == "in" and inner.args.get("limit") is not None:
+        if use.kind in ("in", "any", "all") and inner.args.get("limit") is not None:
             # MariaDB's own refusal, word for word.
             raise MysqlError(
                 ER_NOT_SUPPORTED_YET,
