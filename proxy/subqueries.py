@@ -16,6 +16,7 @@ statement), each seeing the latest committed rows, as documented in docs/rewrite
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from onion import InvalidCiphertext
@@ -124,20 +125,20 @@ async def _command(session: Session, verb: bytes) -> None:
 async def _carry_out(
     session: Session, client: PacketStream, cat: Catalog, plan: SubqueriesFirst, *, own: bool
 ) -> None:
-    values = [await _rows(session, cat, sql, own, 1) for sql in plan.inner]
-    sql = plan.outer(values)
+    results = [await decoded(session, cat, sql, own, 1) for sql in plan.inner]
+    sql = plan.outer([rows for _, rows in results])
     for _ in range(execute.PLAN_ATTEMPTS):
         if plan.write:
             # Planned and run with no peel in between (proxy.catalog.PeelGate).
             async with cat.peel_gate.write():
                 outer = session._plan(cat, sql)
                 if not isinstance(outer, PeelFirst):
-                    await _send(session, client, outer, sql)
+                    await _send(session, client, plan.finished(outer, results), sql)
                     return
         else:
             outer = session._plan(cat, sql)
             if not isinstance(outer, PeelFirst):
-                await _send(session, client, outer, sql)
+                await _send(session, client, plan.finished(outer, results), sql)
                 return
         if own:
             raise _NeedsPeels(outer)
@@ -160,17 +161,16 @@ async def _send(session: Session, client: PacketStream, plan: Plan, sql: str) ->
         raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "unexpected plan for a subquery")
 
 
-async def _rows(
-    session: Session, cat: Catalog, sql: str, own: bool, depth: int
-) -> list[tuple[Any, ...]]:
-    return (await decoded(session, cat, sql, own, depth))[1]
-
-
 async def decoded(
-    session: Session, cat: Catalog, sql: str, own: bool = False, depth: int = 1
+    session: Session,
+    cat: Catalog,
+    sql: str,
+    own: bool = False,
+    depth: int = 1,
+    finish: Callable[[Plan], Plan] | None = None,
 ) -> tuple[Decoder | None, list[tuple[Any, ...]]]:
     """One inner statement's decoder (None: passed through) and rows, decrypted; nothing
-    reaches the client."""
+    reaches the client. `finish`: what a SubqueriesFirst does to its outer plan."""
     if depth > MAX_DEPTH:
         raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "subqueries nested too deeply")
     for _ in range(execute.PLAN_ATTEMPTS):
@@ -182,9 +182,15 @@ async def decoded(
         await execute.run_peels(session, plan)
     else:
         raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "onion adjustments did not settle; retry")
+    if finish is not None:
+        plan = finish(plan)
     if isinstance(plan, SubqueriesFirst):
-        inner = [await _rows(session, cat, s, own, depth + 1) for s in plan.inner]
-        return await decoded(session, cat, plan.outer(inner), own, depth + 1)
+        sub = plan
+        inner = [await decoded(session, cat, s, own, depth + 1) for s in sub.inner]
+        outer_sql = sub.outer([rows for _, rows in inner])
+        return await decoded(
+            session, cat, outer_sql, own, depth + 1, lambda p: sub.finished(p, inner)
+        )
     if isinstance(plan, UnionOf):  # a UNION as a subquery
         return await union_result(session, cat, plan, own, depth + 1)
     if isinstance(plan, PassThrough):

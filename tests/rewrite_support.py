@@ -153,13 +153,19 @@ class EncryptedRunner:
         """Inner statements first, their decrypted rows kept; then the outer statement.
         UPDATE / DELETE outside a transaction: all of it in one of our own."""
         own = plan.write and not self.in_transaction
+
+        def run() -> list[tuple[Any, ...]] | int:
+            results = [self.decoded(s) for s in plan.inner]
+            outer = plan.outer([rows for _, rows in results])
+            return self.execute(outer, lambda p: plan.finished(p, results))
+
         if not own:
-            return self.execute(plan.outer([self.rows(s) for s in plan.inner]))
+            return run()
         for _ in range(4):
             self.conn.begin()
             self.in_transaction, self.tx_token, self._own_tx = True, self.schema.token, True
             try:
-                result = self.execute(plan.outer([self.rows(s) for s in plan.inner]))
+                result = run()
                 self.conn.commit()
                 return result
             except _NeedsPeels as e:
@@ -177,11 +183,16 @@ class EncryptedRunner:
         """A subquery's rows, decrypted, as the session keeps them (nothing to the client)."""
         return self.decoded(sql)[1]
 
-    def decoded(self, sql: str) -> tuple[Any, list[tuple[Any, ...]]]:
+    def decoded(self, sql: str, finish: Any = None) -> tuple[Any, list[tuple[Any, ...]]]:
         """(decoder or None when passed through, decrypted rows) of one SELECT."""
         plan = self._settled(sql)
+        if finish is not None:
+            plan = finish(plan)
         if isinstance(plan, SubqueriesFirst):
-            return self.decoded(plan.outer([self.rows(s) for s in plan.inner]))
+            sub = plan
+            results = [self.decoded(s) for s in sub.inner]
+            outer = sub.outer([rows for _, rows in results])
+            return self.decoded(outer, lambda p: sub.finished(p, results))
         if isinstance(plan, UnionOf):
             return plan.combine([self.decoded(s) for s in plan.branches])
         with self.conn.cursor() as cur:
@@ -200,9 +211,12 @@ class EncryptedRunner:
             cur.execute(plan.sql)
             return plan.decoder, plan.decoder.decode(cur.fetchall())
 
-    def execute(self, sql: str) -> list[tuple[Any, ...]] | int:
-        """Rows (decoded) for a query, the affected-row count otherwise."""
+    def execute(self, sql: str, finish: Any = None) -> list[tuple[Any, ...]] | int:
+        """Rows (decoded) for a query, the affected-row count otherwise. `finish`: what a
+        SubqueriesFirst does to its outer statement's plan."""
         plan = self._settled(sql)
+        if finish is not None:
+            plan = finish(plan)
         if isinstance(plan, SubqueriesFirst):
             return self._subqueries(plan)
         if isinstance(plan, UnionOf):  # each branch a SELECT of its own, combined here

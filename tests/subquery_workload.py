@@ -84,7 +84,10 @@ REFUSED = [
     ("UPDATE r SET p = (SELECT MIN(a) FROM q)", "plaintext"),
     ("SELECT id FROM r WHERE id IN (SELECT * FROM j)", "plaintext"),
     # elsewhere
-    ("SELECT a, (SELECT MAX(a) FROM q) FROM r", "select list"),
+    ("SELECT a, (SELECT MAX(a) FROM q) + 1 FROM r", "select list"),
+    ("SELECT a, (SELECT COUNT(*) FROM pl) FROM r", "select list"),
+    ("SELECT *, (SELECT MAX(a) FROM q) FROM r", "select list"),
+    ("SELECT a, (SELECT MAX(a) FROM q) AS m FROM r ORDER BY m", "ORDER"),
     ("SELECT id FROM r WHERE p > ANY (SELECT a FROM q)", "plaintext"),
     ("SELECT id FROM r WHERE a > ANY (SELECT a FROM q WHERE q.k = r.id)", "correlated"),
     ("SELECT id FROM r WHERE (SELECT MAX(a) FROM q) = (SELECT MIN(a) FROM q)", "column"),

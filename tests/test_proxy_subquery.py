@@ -287,3 +287,35 @@ def test_write_reads_the_latest_rows_under_lock(
     finally:
         other.close()
         enc.close()
+
+
+SELECT_LIST = [
+    "SELECT id, (SELECT MAX(a) FROM q) FROM r",
+    "SELECT id, (SELECT s FROM q WHERE k = 1) AS m, a FROM r WHERE a > 0",
+    "SELECT id, (SELECT a FROM q WHERE k > 100), (SELECT MIN(t) FROM q) FROM r ORDER BY id",
+    "SELECT a, COUNT(*), (SELECT COUNT(*) FROM j) FROM r GROUP BY a ORDER BY a",
+    "SELECT id, (SELECT SUM(a) FROM q), (SELECT AVG(d) FROM r) FROM r WHERE id < 5",
+    "SELECT id, (SELECT v FROM j ORDER BY v LIMIT 1) FROM r",
+    "SELECT id, (SELECT a FROM q) FROM r",
+]
+
+
+def test_select_list_subqueries_through_the_proxy(
+    backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str
+) -> None:
+    """A subquery in the select list: its value added to each row by the proxy, described
+    as MariaDB describes it (rows, types and metadata compared)."""
+    plain, enc = _setup(backend, encrypted_proxy, database, encrypted_db, SubqueryWorkload(15))
+    try:
+        for sql in SELECT_LIST:
+            p, e = _run(plain, sql), _run(enc, sql)
+            assert p[0] == e[0], (sql, p, e)
+            if p[0] == "error":
+                assert p[1] == e[1], (sql, p, e)
+                continue
+            ordered = sql.endswith(("ORDER BY id", "ORDER BY a"))
+            assert same(p[1], e[1], ordered), (sql, p[1], e[1])
+            assert _db(p[2], database) == _db(e[2], encrypted_db), (sql, p[2], e[2])
+    finally:
+        enc.close()
+        plain.close()

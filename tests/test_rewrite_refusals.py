@@ -37,7 +37,7 @@ UNSUPPORTED = [
     "SELECT MAX(s) FROM r",
     "SELECT * FROM r WHERE a IN (SELECT a FROM r AS y WHERE y.b = r.b)",  # correlated
     "SELECT * FROM (SELECT a FROM r) AS x",
-    "SELECT a, (SELECT MAX(a) FROM r) FROM r",
+    "SELECT a, (SELECT MAX(a) FROM r) + 1 FROM r",
     "SELECT * FROM r WHERE p IN (SELECT a FROM r)",  # a's values would reach p in plaintext
     "SELECT * FROM r AS x JOIN r AS y ON x.a = y.b",
     "SELECT * FROM r AS x RIGHT JOIN r AS y ON x.id = y.id",

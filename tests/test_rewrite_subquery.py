@@ -211,6 +211,16 @@ EDGE_CASES = [
     "SELECT id FROM r WHERE t <= ALL (SELECT t FROM q)",
     "SELECT id FROM r WHERE a > ANY (SELECT a, k FROM q)",
     "SELECT id FROM r WHERE a > ANY (SELECT a FROM q LIMIT 2)",
+    # in the select list: added to each row by the proxy
+    "SELECT id, (SELECT MAX(a) FROM q) FROM r",
+    "SELECT id, (SELECT s FROM q WHERE k = 1) AS m, a FROM r WHERE a > 0",
+    "SELECT id, (SELECT a FROM q WHERE k > 100), (SELECT MIN(t) FROM q) FROM r ORDER BY id",
+    "SELECT a, COUNT(*), (SELECT COUNT(*) FROM j) FROM r GROUP BY a",
+    "SELECT DISTINCT (SELECT MAX(k) FROM q), a FROM r",
+    "SELECT id, (SELECT a FROM q) FROM r",
+    "SELECT id, (SELECT a, k FROM q WHERE k = 1) FROM r",
+    "SELECT id, (SELECT MAX(a) FROM q WHERE a IN (SELECT g FROM j)) FROM r WHERE a IN "
+    "(SELECT a FROM q)",
     # the same statement after the subquery's rows changed: not answered from a cache
     "SELECT id FROM r WHERE a IN (SELECT a FROM q WHERE k < 4)",
     "UPDATE q SET a = 1 WHERE k < 4",

@@ -284,6 +284,14 @@ class SubqueriesFirst:
     inner: list[str]  # plaintext SELECTs, run in order
     outer: Callable[[list[list[tuple[Any, ...]]]], str]  # their rows -> plaintext statement
     write: bool = False  # UPDATE / DELETE: one transaction, inner reads LOCK IN SHARE MODE
+    # the outer statement's plan and the inner (decoder, rows) -> the plan to carry out
+    # (subqueries in the select list: their values added to each decoded row)
+    finish: Callable[[Plan, list[tuple[Decoder | None, list[tuple[Any, ...]]]]], Plan] | None = None
+
+    def finished(
+        self, outer: Plan, results: list[tuple[Decoder | None, list[tuple[Any, ...]]]]
+    ) -> Plan:
+        return outer if self.finish is None else self.finish(outer, results)
 
 
 @dataclass

@@ -11,12 +11,14 @@ the ordinary rewrite then encrypts for the column they are compared with:
     [NOT] EXISTS (SELECT ...)   TRUE / FALSE (the subquery runs with LIMIT 1)
     x <op> ANY / ALL (SELECT y) comparisons with the values, as SQL defines them
     UPDATE ... SET c = (SELECT y ...)   c = v, as the scalar case
+    SELECT ..., (SELECT y ...), ...     the value added to each decoded row by the proxy
+                                        (ConstantColumns): the server never sees it
 
 in the WHERE clause of SELECT, UPDATE and DELETE (and SET of UPDATE). The plan is
 `SubqueriesFirst(inner, outer, write)` (proxy.rewrite.plan); subqueries may nest (an inner
 statement is planned like any other). Refused with 1235: correlated subqueries (they name a
-column of the outer statement), subqueries in FROM (derived tables), in the select list,
-or anywhere else.
+column of the outer statement), subqueries in FROM (derived tables), inside select-list
+expressions, or anywhere else.
 
 Fail closed: a value decrypted from an encrypted column must reach the backend encrypted
 again. It is only substituted where it is compared with (or assigned to) an encrypted
@@ -32,6 +34,8 @@ such.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -39,8 +43,16 @@ from sqlglot import exp
 
 from onion.encoding import Kind
 from proxy.protocol.errors import MysqlError
+from proxy.rewrite.decode import (
+    BINARY_FLAG,
+    NOT_FIXED_DEC,
+    T_BLOB,
+    UNSIGNED_FLAG,
+    Decoder,
+    OutCol,
+)
 from proxy.rewrite.errors import ER_NOT_SUPPORTED_YET, UnknownColumn, Unsupported
-from proxy.rewrite.plan import SubqueriesFirst
+from proxy.rewrite.plan import Execute, SubqueriesFirst
 from proxy.rewrite.resolve import Ctx
 from proxy.schema import Column, Table
 
@@ -95,7 +107,7 @@ class _Use:
     """One subquery: how its rows are substituted."""
 
     def __init__(self, kind: str, target: exp.Column | None, op: str = "") -> None:
-        self.kind = kind  # in | scalar | exists
+        self.kind = kind  # in | scalar | exists | any | all | item (in the select list)
         self.target = target
         self.op = op  # scalar comparisons: `target <op> value` (flipped if written the other way)
         self.col: Column | None = None  # the target, when an encrypted number
@@ -126,8 +138,12 @@ def _classify(sq: exp.Expression, node: exp.Expression) -> _Use:
         _in_where(sq, node, "a scalar subquery")
         op = _OP_TEXT[type(parent)]
         return _Use("scalar", _target(other), _FLIP[op] if parent.this is top else op)
+    if isinstance(node, exp.Select) and isinstance(sq, exp.Subquery):
+        item = sq.parent if isinstance(sq.parent, exp.Alias) else sq
+        if item.parent is node and item.arg_key == "expressions":
+            return _Use("item", None)  # added to each row by the proxy, never sent
     if isinstance(node, exp.Select) and _in_select_list(sq, node):
-        raise Unsupported("subqueries in the select list")
+        raise Unsupported("subqueries in expressions of the select list")
     raise Unsupported("a subquery in this position")
 
 
@@ -338,6 +354,11 @@ def _substitute(
         sq.replace(exp.true() if rows else exp.false())
         return
     _one_column(sq, node, rows)
+    if use.kind == "item":  # the value is added to the decoded rows: out of the statement
+        if len(rows) > 1:
+            raise MysqlError(1242, "21000", "Subquery returns more than 1 row")
+        (sq.parent if isinstance(sq.parent, exp.Alias) else sq).pop()
+        return
     if use.kind == "scalar":
         if len(rows) > 1:
             raise MysqlError(1242, "21000", "Subquery returns more than 1 row")
@@ -516,6 +537,7 @@ def plan(node: exp.Expression, ctx: Ctx) -> SubqueriesFirst:
                 )
         inner_sql.append(_inner_text(inner, use, write))
     template = tree
+    finish = _select_list_items(tree, subs, uses) if any(u.kind == "item" for u in uses) else None
 
     def outer_sql(results: list[list[tuple[Any, ...]]]) -> str:
         out = template.copy()
@@ -523,7 +545,86 @@ def plan(node: exp.Expression, ctx: Ctx) -> SubqueriesFirst:
             _substitute(sq, out, use, list(rows))
         return out.sql(dialect="mysql")
 
-    return SubqueriesFirst(inner_sql, outer_sql, write)
+    return SubqueriesFirst(inner_sql, outer_sql, write, finish)
+
+
+def _select_list_items(tree: exp.Select, subs: list[exp.Expression], uses: list[_Use]) -> Any:
+    """Subqueries in the select list: their value is the same in every row, so the outer
+    statement goes without them and the proxy adds the value to each decoded row (the server
+    never sees it). Their result column is described as MariaDB does."""
+    items = tree.expressions
+    if any(isinstance(e, exp.Star) or isinstance(e.this, exp.Star) for e in items):
+        raise Unsupported("a subquery in a select list with *")
+    where: list[tuple[int, int, str]] = []  # (position in the select list, inner index, name)
+    for i, (sq, use) in enumerate(zip(subs, uses, strict=True)):
+        if use.kind != "item":
+            continue
+        item = sq.parent if isinstance(sq.parent, exp.Alias) else sq
+        name = item.alias if isinstance(item, exp.Alias) else item.sql(dialect="mysql")
+        where.append((items.index(item), i, name))
+    if len(where) == len(items):
+        raise Unsupported("a select list of subqueries only")
+    named = {name.lower() for _, _, name in where}
+    for clause in ("order", "group", "having"):
+        part = tree.args.get(clause)
+        if part is not None and any(c.name.lower() in named for c in part.find_all(exp.Column)):
+            raise Unsupported(f"{clause.upper()} naming a subquery in the select list")
+
+    def finish(outer: Any, results: list[tuple[Decoder | None, list[tuple[Any, ...]]]]) -> Any:
+        if not isinstance(outer, Execute) or outer.decoder is None:
+            raise Unsupported("a subquery in the select list of this statement")
+        inserts = []
+        for pos, i, name in where:
+            decoder, rows = results[i]
+            if decoder is None or len(decoder.columns) != 1:
+                raise Unsupported("a subquery in the select list over other tables")
+            value = rows[0][0] if rows else None
+            inserts.append((pos, _item_column(decoder.columns[0], name), value))
+        return Execute(outer.sql, ConstantColumns(outer.decoder, inserts), outer.ops)
+
+    return finish
+
+
+def _item_column(c: OutCol, name: str) -> OutCol:
+    """MariaDB's description of a subquery's column in the select list: the inner column's
+    type, nullable, no origin, BINARY unless case-insensitive text, text decimals 39."""
+    text = c.type in (T_BLOB, 253, 254)
+    binary = not text or bool(c.flags & BINARY_FLAG)
+    flags = (BINARY_FLAG if binary else 0) | (c.flags & UNSIGNED_FLAG)
+    length = 4 * 262140 if c.type == T_BLOB else c.length
+    return replace(
+        c,
+        name=name,
+        flags=flags,
+        length=length,
+        decimals=NOT_FIXED_DEC if text else c.decimals,
+        table="",
+        org_table="",
+        org_name="",
+        expression=True,
+    )
+
+
+class ConstantColumns(Decoder):
+    """A decoder whose rows get constant values inserted at given positions."""
+
+    def __init__(self, inner: Decoder, inserts: list[tuple[int, OutCol, Any]]) -> None:
+        inserts = sorted(inserts, key=lambda x: x[0])
+        columns = list(inner.columns)
+        for pos, col, _ in inserts:
+            columns.insert(pos, col)
+        super().__init__(columns, [], [], None, 0, inner.database)
+        self._inner = inner
+        self._inserts = inserts
+
+    def decode(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        out = []
+        for row in self._inner.decode(rows):
+            values = list(row)
+            for pos, _, value in self._inserts:
+                values.insert(pos, value)
+            out.append(tuple(values))
+        return out
 
 
 def _inner_text(inner: exp.Expression, use: _Use, write: bool) -> str:
@@ -531,7 +632,7 @@ def _inner_text(inner: exp.Expression, use: _Use, write: bool) -> str:
     if isinstance(inner, exp.Select) and inner.args.get("limit") is None:
         if use.kind == "exists":
             inner.set("limit", exp.Limit(expression=exp.Literal.number(1)))  # one row decides
-        elif use.kind == "scalar":
+        elif use.kind in ("scalar", "item"):
             inner.set("limit", exp.Limit(expression=exp.Literal.number(2)))  # two: error 1242
     text = inner.sql(dialect="mysql")
     if write:
