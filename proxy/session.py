@@ -11,7 +11,7 @@ from pymysql.converters import escape_string
 
 from keystore import KeystoreError, MasterKey
 from keystore.files import InsecurePermissions
-from proxy import execute
+from proxy import execute, subqueries, unions
 from proxy.backend import Backend, BackendAddress
 from proxy.catalog import Catalog
 from proxy.keys import KeyGate, PresentedKey
@@ -19,7 +19,16 @@ from proxy.password_change import mentions_password, own_new_password
 from proxy.protocol.codec import parse_err
 from proxy.protocol.errors import BackendError, MysqlError
 from proxy.relay import relay_response
-from proxy.rewrite import Evaluate, Execute, PassThrough, PeelFirst, Plan, ReadModifyWrite
+from proxy.rewrite import (
+    Evaluate,
+    Execute,
+    PassThrough,
+    PeelFirst,
+    Plan,
+    ReadModifyWrite,
+    SubqueriesFirst,
+    UnionOf,
+)
 from proxy.rewrite.errors import ER_CRYPTDB_SESSION
 from proxy.session_state import SCHEMA_CHANGING, WRITING, SessionState, first_word
 from proxy.stream import PacketStream
@@ -94,7 +103,7 @@ class Session:
                 # across proxies by the guards' locks (execute.hold_layers).
                 async with cat.peel_gate.write():
                     plan = self._plan(cat, sql)
-                    if not isinstance(plan, PeelFirst | PassThrough) and not (
+                    if not isinstance(plan, PeelFirst | PassThrough | SubqueriesFirst) and not (
                         isinstance(plan, Execute) and plan.ops
                     ):
                         try:
@@ -117,6 +126,12 @@ class Session:
             if isinstance(plan, Execute) and plan.ops:
                 ddl = True  # a schema change not foreseen by the cheap check: plan it locked
                 continue
+            if isinstance(plan, SubqueriesFirst):  # inner statements first (proxy.subqueries)
+                await subqueries.run(self, client, cat, plan)
+                return
+            if isinstance(plan, UnionOf):  # branches combined here (proxy.unions)
+                await unions.run(self, client, cat, plan)
+                return
             try:
                 await self._run(client, plan, utf8)
             except execute.StaleLayers:

@@ -28,7 +28,10 @@ from proxy.rewrite import (
     PeelFirst,
     ReadModifyWrite,
     Rewriter,
+    SubqueriesFirst,
+    UnionOf,
 )
+from proxy.rewrite.subquery import typed_value
 from proxy.schema import Schema
 
 
@@ -133,6 +136,7 @@ class EncryptedRunner:
         self.backend_sql: list[str] = []
         self.in_transaction = False
         self.tx_token = ""
+        self._own_tx = False
 
     def _track_transaction(self, sql: str) -> None:
         word = sql.strip().split(None, 1)[0].upper() if sql.strip() else ""
@@ -154,17 +158,95 @@ class EncryptedRunner:
             current_read=current,
         )
 
-    def execute(self, sql: str) -> list[tuple[Any, ...]] | int:
-        """Rows (decoded) for a query, the affected-row count otherwise."""
+    def _settled(self, sql: str) -> Any:
+        """The plan once its peels ran. Inside a transaction of our own (a write with
+        subqueries) a peel would wait on our own row locks: _NeedsPeels, roll back, retry."""
         for _ in range(4):
             plan = self.plan(sql)
             if not isinstance(plan, PeelFirst):
-                break
-            for peel in plan.peels:
-                if self.run_peel(peel):
-                    self.peels.append(peel.describe())
-        else:
-            raise AssertionError("peeling did not converge")
+                return plan
+            if self._own_tx:
+                raise _NeedsPeels(plan)
+            self._peel(plan)
+        raise AssertionError("peeling did not converge")
+
+    def _peel(self, plan: PeelFirst) -> None:
+        for peel in plan.peels:
+            if self.run_peel(peel):
+                self.peels.append(peel.describe())
+
+    def _subqueries(self, plan: SubqueriesFirst) -> list[tuple[Any, ...]] | int:
+        """Inner statements first, their decrypted rows kept; then the outer statement.
+        UPDATE / DELETE outside a transaction: all of it in one of our own."""
+        own = plan.write and not self.in_transaction
+
+        def run() -> list[tuple[Any, ...]] | int:
+            results = [self.decoded(s) for s in plan.inner]
+            outer = plan.outer([rows for _, rows in results])
+            return self.execute(outer, lambda p: plan.finished(p, results))
+
+        if not own:
+            return run()
+        for _ in range(4):
+            self.conn.begin()
+            self.in_transaction, self.tx_token, self._own_tx = True, self.schema.token, True
+            try:
+                result = run()
+                self.conn.commit()
+                return result
+            except _NeedsPeels as e:
+                self.conn.rollback()
+                self._own_tx = False
+                self._peel(e.plan)
+            except BaseException:
+                self.conn.rollback()
+                raise
+            finally:
+                self.in_transaction = self._own_tx = False
+        raise AssertionError("peeling did not converge")
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """A subquery's rows, decrypted, as the session keeps them (nothing to the client)."""
+        return self.decoded(sql)[1]
+
+    def decoded(self, sql: str, finish: Any = None) -> tuple[Any, list[tuple[Any, ...]]]:
+        """(decoder or None when passed through, decrypted rows) of one SELECT."""
+        plan = self._settled(sql)
+        if finish is not None:
+            plan = finish(plan)
+        if isinstance(plan, SubqueriesFirst):
+            sub = plan
+            results = [self.decoded(s) for s in sub.inner]
+            outer = sub.outer([rows for _, rows in results])
+            return self.decoded(outer, lambda p: sub.finished(p, results))
+        if isinstance(plan, UnionOf):
+            return plan.combine([self.decoded(s) for s in plan.branches])
+        with self.conn.cursor() as cur:
+            if isinstance(plan, PassThrough):
+                cur.execute(sql)
+                fields = cur._result.fields  # type codes and charsets, as the session reads
+                return None, [
+                    tuple(
+                        typed_value(f.type_code, f.charsetnr, v)
+                        for f, v in zip(fields, row, strict=True)
+                    )
+                    for row in cur.fetchall()
+                ]
+            assert isinstance(plan, Execute) and plan.sql and plan.decoder is not None
+            self.backend_sql.append(plan.sql)
+            cur.execute(plan.sql)
+            return plan.decoder, plan.decoder.decode(cur.fetchall())
+
+    def execute(self, sql: str, finish: Any = None) -> list[tuple[Any, ...]] | int:
+        """Rows (decoded) for a query, the affected-row count otherwise. `finish`: what a
+        SubqueriesFirst does to its outer statement's plan."""
+        plan = self._settled(sql)
+        if finish is not None:
+            plan = finish(plan)
+        if isinstance(plan, SubqueriesFirst):
+            return self._subqueries(plan)
+        if isinstance(plan, UnionOf):  # each branch a SELECT of its own, combined here
+            return plan.combine([self.decoded(s) for s in plan.branches])[1]
         with self.conn.cursor() as cur:
             if isinstance(plan, PassThrough):
                 cur.execute(sql)
@@ -239,6 +321,11 @@ class EncryptedRunner:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class _NeedsPeels(Exception):
+    def __init__(self, plan: PeelFirst) -> None:
+        self.plan = plan
 
 
 class DryRunner:

@@ -80,7 +80,7 @@ def test_refusals_are_errors_and_change_nothing(enc, encrypted_proxy, database) 
         rows(enc, "SELECT b FROM p WHERE a < 2")
     assert e.value.args[0] == 7001 and "p.a" in e.value.args[1] and "min=DET" in e.value.args[1]
     with pytest.raises(pymysql.MySQLError) as e:
-        rows(enc, "SELECT b FROM p WHERE a IN (SELECT a FROM p)")
+        rows(enc, "SELECT b FROM p WHERE a IN (SELECT a FROM p AS x WHERE x.b = p.b)")
     assert e.value.args[0] == 1235
     # The connection still works, and nothing was lowered to OPE.
     assert rows(enc, "SELECT b FROM p WHERE a = 2") == [("y",)]

@@ -35,14 +35,19 @@ UNSUPPORTED = [
     "SELECT * FROM r WHERE a = b",
     "SELECT * FROM r WHERE s < 'm'",
     "SELECT MAX(s) FROM r",
-    "SELECT * FROM r WHERE a IN (SELECT a FROM r)",
+    "SELECT * FROM r WHERE a IN (SELECT a FROM r AS y WHERE y.b = r.b)",  # correlated
+    "SELECT * FROM (SELECT a FROM r) AS x",
+    "SELECT a, (SELECT MAX(a) FROM r) + 1 FROM r",
+    "SELECT * FROM r WHERE p IN (SELECT a FROM r)",  # a's values would reach p in plaintext
     "SELECT * FROM r AS x JOIN r AS y ON x.a = y.b",
     "SELECT * FROM r AS x RIGHT JOIN r AS y ON x.id = y.id",
-    "SELECT a, COUNT(*) FROM r GROUP BY a HAVING COUNT(*) > 1",
-    "SELECT * FROM r UNION SELECT * FROM r",
+    "SELECT a, COUNT(*) FROM r GROUP BY a HAVING COUNT(*) + 1 > 2",
+    "SELECT DISTINCT a FROM r GROUP BY a HAVING a > 1",
+    "SELECT * FROM r INTERSECT SELECT * FROM r",
+    "SELECT a FROM r UNION SELECT a FROM r ORDER BY a + 1",
     "SELECT * FROM r WHERE w LIKE 'fox%'",
     "SELECT * FROM r ORDER BY 1",
-    "INSERT INTO r (a) SELECT a FROM r",
+    "INSERT INTO r (p) SELECT a FROM r",  # an encrypted value into a plain column
     "INSERT INTO r (a) VALUES (1) ON DUPLICATE KEY UPDATE a = a + 2",
     "INSERT INTO r (a) VALUES (1) ON DUPLICATE KEY UPDATE a = VALUES(b)",
     "INSERT INTO r (a) VALUES (ABS(-1))",

@@ -21,6 +21,8 @@ from proxy.rewrite.plan import (
     PeelFirst,
     Plan,
     ReadModifyWrite,
+    SubqueriesFirst,
+    UnionOf,
 )
 
 __all__ = [
@@ -37,5 +39,7 @@ __all__ = [
     "ReadModifyWrite",
     "Refusal",
     "Rewriter",
+    "SubqueriesFirst",
+    "UnionOf",
     "Unsupported",
 ]

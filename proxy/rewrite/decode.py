@@ -321,10 +321,16 @@ class DecoderSpec:
     # Aggregates computed here over the decoded rows: (count* | count | sum | avg, reader
     # index, AVG's scale) per result column (proxy.rewrite.select.small_aggregates).
     aggregate: list[tuple[str, int | None, int]] | None = None
+    having: Any = None  # proxy.rewrite.having's condition tree, evaluated here
 
     def bind(self, crypto: Crypto, lits: Sequence[Any]) -> Decoder:
         limit = int(lits[self.limit].value) if self.limit is not None else None
         offset = int(lits[self.offset].value) if self.offset is not None else 0
+        keep = None
+        if self.having is not None:
+            from proxy.rewrite.having import bind_having
+
+            keep = bind_having(self.having, lits)
         decoder = Decoder(
             self.columns,
             [r.make(crypto) for r in self.readers],
@@ -332,6 +338,7 @@ class DecoderSpec:
             limit,
             offset,
             self.database,
+            keep,
         )
         decoder.aggregate = self.aggregate
         return decoder
@@ -345,15 +352,17 @@ class Decoder:
     limit: int | None
     offset: int
     database: str = ""
+    keep: Callable[[tuple[Any, ...]], bool] | None = None  # HAVING: the groups kept
+    aggregate: list[tuple[str, int | None, int]] | None = None  # DecoderSpec.aggregate
 
     def definitions(self) -> list[ColumnDefinition]:
         return [c.definition(self.database) for c in self.columns]
 
-    aggregate: list[tuple[str, int | None, int]] | None = None
-
     def decode(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
         readers = self.readers
         out = [tuple(r(row) for r in readers) for row in rows]
+        if self.keep is not None:
+            out = [row for row in out if self.keep(row)]
         if self.aggregate is not None:
             return [_aggregate(self.aggregate, out)]
         if self.sort:

@@ -26,11 +26,24 @@ from proxy.rewrite.ddl import create_table, drop_database, drop_table, truncate
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.infoschema import mentions_infoschema, plan_infoschema, plan_table_status
 from proxy.rewrite.insert import insert
+from proxy.rewrite.insert_select import plan_insert_select
 from proxy.rewrite.literals import Lit, Scan, scan
-from proxy.rewrite.plan import Evaluate, Guard, PeelFirst, Plan, Template, write_guards
+from proxy.rewrite.plan import (
+    Evaluate,
+    Guard,
+    PeelFirst,
+    Plan,
+    SubqueriesFirst,
+    Template,
+    UnionOf,
+    write_guards,
+)
 from proxy.rewrite.resolve import Ctx
 from proxy.rewrite.select import select
 from proxy.rewrite.show import handles, show
+from proxy.rewrite.subquery import has_subqueries
+from proxy.rewrite.subquery import plan as subqueries_first
+from proxy.rewrite.union import plan_union
 from proxy.rewrite.update import delete, update
 from proxy.schema import Schema
 
@@ -78,7 +91,7 @@ class Rewriter:
             return template.bind(sc.lits, crypto)
         self.misses += 1
         template, lits, cacheable = self._build(sql, sc, schema, crypto, database, current_read)
-        if isinstance(template, PeelFirst | Evaluate):
+        if isinstance(template, PeelFirst | Evaluate | SubqueriesFirst | UnionOf):
             return template
         if cacheable:
             self._cache[key] = template
@@ -103,7 +116,7 @@ class Rewriter:
         crypto: Crypto,
         database: str | None,
         current_read: bool,
-    ) -> tuple[Template | PeelFirst | Evaluate, list[Lit], bool]:
+    ) -> tuple[Template | PeelFirst | Evaluate | SubqueriesFirst | UnionOf, list[Lit], bool]:
         passthrough = Template(pass_through=True)
         try:
             trees = [t for t in sqlglot.parse(sql, read="mysql") if t is not None]
@@ -130,6 +143,11 @@ class Rewriter:
         handler = _handler(node, touched, schema)
         if isinstance(node, exp.Show | exp.Describe):
             handler = show if handles(node, Ctx(schema, database, crypto, {})) else None
+        if type(node) is exp.Union and touched:  # branches combined by the proxy
+            if sc.executable_comment:
+                raise Unsupported("executable comments (/*! ... */)")
+            ctx = Ctx(schema, database, crypto, {}, current_read=current_read, sql=sql)
+            return plan_union(node, ctx), sc.lits, False
         if handler is None:
             # A parsed statement whose table references all resolve elsewhere (e.g. a plain
             # table of the same name in another database) is not ours; one sqlglot could not
@@ -143,6 +161,12 @@ class Rewriter:
             return passthrough, sc.lits, True
         if sc.executable_comment:
             raise Unsupported("executable comments (/*! ... */)")
+        if isinstance(node, exp.Insert) and isinstance(node.expression, exp.Select | exp.Union):
+            ctx = Ctx(schema, database, crypto, {}, current_read=current_read, sql=sql)
+            return plan_insert_select(node, ctx), sc.lits, False  # the SELECT decided first
+        if has_subqueries(node):  # decided by the proxy first (proxy.rewrite.subquery)
+            ctx = Ctx(schema, database, crypto, {}, current_read=current_read, sql=sql)
+            return subqueries_first(node, ctx), sc.lits, False
         lit_index, lits, mapped = _map_literals(node, sc)
         ctx = Ctx(schema, database, crypto, lit_index, current_read=current_read, sql=sql)
         template = handler(node, ctx=ctx)

@@ -21,6 +21,16 @@ The plan kinds the session executes:
     Evaluate(fetch, finish)  run each `fetch` query (plain SQL on information_schema), then
                              answer with `finish([(definitions, rows), ...])`, a decoder
                              holding the result rows (the query is evaluated in the proxy)
+    SubqueriesFirst(inner, outer, write)
+                             run each plaintext statement of `inner` through the normal path,
+                             keeping its decrypted rows; then plan and run `outer(rows)`, the
+                             statement with the subqueries replaced by constants
+                             (proxy.rewrite.subquery); write: UPDATE / DELETE, inner reads
+                             locked and everything in one transaction
+    UnionOf(branches, combine)
+                             run each SELECT of `branches` as a statement (decoded, kept);
+                             send the result set `combine(results)` returns: the UNION's rows
+                             combined, deduplicated, sorted and cut here (proxy.rewrite.union)
 """
 
 from __future__ import annotations
@@ -332,7 +342,31 @@ class Evaluate:
     finish: Callable[[Sequence[Fetched]], Any]  # -> a decoder with its rows (decode([]))
 
 
-Plan = PassThrough | Execute | PeelFirst | ReadModifyWrite | Evaluate
+@dataclass
+class SubqueriesFirst:
+    inner: list[str]  # plaintext SELECTs, run in order
+    outer: Callable[[list[list[tuple[Any, ...]]]], str]  # their rows -> plaintext statement
+    write: bool = False  # UPDATE / DELETE: one transaction, inner reads LOCK IN SHARE MODE
+    # the outer statement's plan and the inner (decoder, rows) -> the plan to carry out
+    # (subqueries in the select list: their values added to each decoded row)
+    finish: Callable[[Plan, list[tuple[Decoder | None, list[tuple[Any, ...]]]]], Plan] | None = None
+
+    def finished(
+        self, outer: Plan, results: list[tuple[Decoder | None, list[tuple[Any, ...]]]]
+    ) -> Plan:
+        return outer if self.finish is None else self.finish(outer, results)
+
+
+@dataclass
+class UnionOf:
+    branches: list[str]  # plaintext SELECTs, each planned and run as a statement of its own
+    # each branch's decoder and decoded rows -> the result's decoder and rows, for the client
+    combine: Callable[[list[tuple[Decoder, list[tuple[Any, ...]]]]], tuple[Decoder, list[Any]]]
+
+
+Plan = (
+    PassThrough | Execute | PeelFirst | ReadModifyWrite | Evaluate | SubqueriesFirst | UnionOf
+)
 
 
 @dataclass

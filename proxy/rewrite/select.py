@@ -51,6 +51,7 @@ _ALLOWED = {
     "offset",
     "distinct",
     "locks",
+    "having",
 }
 AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max)
 
@@ -291,7 +292,14 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             parts.append(s.col(c.plain_name if c.plain else c.onion_name("eq")))
         tail.append(" GROUP BY " + ", ".join(parts))
     spec = DecoderSpec(out.columns, readers, database=db.name)
-    tail += _order_and_limit(node, ctx, scope, out, spec, det_only, items)
+    having = node.args.get("having")
+    if having is not None:
+        spec.having = _having(having.this, ctx, scope, out, spec, items, group_cols, grouped)
+        if distinct is not None:
+            raise Unsupported("HAVING with DISTINCT")
+    tail += _order_and_limit(
+        node, ctx, scope, out, spec, det_only, items, in_proxy=having is not None
+    )
     locks = node.args.get("locks") or []
     for lock in locks:
         tail.append(" FOR UPDATE" if lock.args.get("update") else " LOCK IN SHARE MODE")
@@ -328,7 +336,7 @@ def _select_list(out: _Out) -> list[Segment]:
 # An ungrouped SUM / AVG over at most SMALL_ROWS rows is computed here from the rows' Eq (or
 # Ord) values, which the server already holds and the WHERE already selected: nothing new is
 # revealed, and the plan falls back to cryptdb_hom_sum when the rows are more.
-_NOT_SMALL = ("order", "limit", "offset")
+_NOT_SMALL = ("order", "limit", "offset", "having")
 
 
 def small_aggregates(
@@ -365,6 +373,32 @@ def small_aggregates(
     return out, DecoderSpec(columns, readers, database=database, aggregate=aggs)
 
 
+def _having(
+    cond: exp.Expression,
+    ctx: Ctx,
+    scope: Scope,
+    out: _Out,
+    spec: DecoderSpec,
+    items: list,
+    group_cols: list[tuple[Source, Column]],
+    grouped: bool,
+) -> object:
+    """HAVING, for the decoder to evaluate (proxy.rewrite.having): what it names is read as
+    hidden items."""
+    from proxy.rewrite.having import plan_having
+
+    def add_reader(x: exp.Expression | tuple[Source, Column]) -> int:
+        if isinstance(x, tuple):
+            spec.readers.append(column_reader(ctx, out, x[0], x[1], True))
+        else:
+            if not grouped:
+                raise Unsupported("HAVING with an aggregate in a query that is not grouped")
+            spec.readers.append(aggregate(x, "", ctx, scope, out)[0])
+        return len(spec.readers) - 1
+
+    return plan_having(cond, ctx, scope, items, group_cols, add_reader)
+
+
 def _order_and_limit(
     node: exp.Select,
     ctx: Ctx,
@@ -373,7 +407,9 @@ def _order_and_limit(
     spec: DecoderSpec,
     det_only: bool,
     items: list,
+    in_proxy: bool = False,
 ) -> list[Segment]:
+    """in_proxy: ORDER BY and LIMIT after a filter the proxy applies (HAVING)."""
     order = node.args.get("order")
     keys: list[tuple[int | tuple[Source, Column], bool]] = []  # (item index | column, desc)
     for o in order.expressions if order is not None else []:
@@ -395,7 +431,7 @@ def _order_and_limit(
         else:
             raise Unsupported("ORDER BY anything but columns, aliases and selected aggregates")
     tail: list[Segment] = []
-    backend = not det_only and all(_backend_orderable(k, items) for k, _ in keys)
+    backend = not in_proxy and not det_only and all(_backend_orderable(k, items) for k, _ in keys)
     limit, offset = node.args.get("limit"), node.args.get("offset")
     lim = _limit_index(limit, ctx) if limit is not None else None
     off = _limit_index(offset, ctx) if offset is not None else None
@@ -414,6 +450,9 @@ def _order_and_limit(
         for k, desc in keys:
             idx, text = _sort_reader(k, ctx, out, spec, det_only, items)
             spec.sort.append(SortKey(idx, desc, text))
+        spec.limit, spec.offset = lim, off
+        return tail
+    if in_proxy:
         spec.limit, spec.offset = lim, off
         return tail
     if lim is not None:
