@@ -110,6 +110,27 @@ def field_definitions(cur: Any) -> list[ColumnDefinition]:
     ]
 
 
+BOTH_FAILED = ("both", "failed")
+
+
+def compare_outcomes(
+    cur: Any, runner: EncryptedRunner, sql: str, ordered: bool, where: Any
+) -> object:
+    """One statement on the plaintext copy and through the rewriter: the same error code on
+    both sides (BOTH_FAILED), or equal results (multisets unless `ordered`), returned."""
+    from tests.rewrite_workload import same
+
+    p = plain_outcome(cur, sql)
+    e = encrypted_outcome(runner, sql)
+    at = (where, sql, p, e)
+    if isinstance(p, tuple):
+        assert e == p, at
+        return BOTH_FAILED
+    assert not isinstance(e, tuple), at
+    assert same(p, e, ordered), at
+    return p
+
+
 class EncryptedRunner:
     """Executes plaintext SQL through the rewriter against an encrypted database."""
 

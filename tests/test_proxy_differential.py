@@ -191,6 +191,26 @@ def _db(meta: Any, db: str) -> Any:
     return [(m[0], "<db>" if m[1] == db.encode() else m[1], *m[2:]) for m in meta]
 
 
+def compare_through_proxy(
+    plain: pymysql.Connection, enc: pymysql.Connection, sql: str, ordered: bool, where: Any,
+    plain_db: str, enc_db: str, insert_ids: bool = True,
+) -> tuple[str, Any]:
+    """One statement on the plaintext copy and through the proxy: the same error code on both
+    sides, or equal results (multisets unless `ordered`) and result metadata (and the last
+    insert id, unless not `insert_ids`). (status, the plaintext side's result)."""
+    p_status, p_result, p_extra = _run(plain, sql)
+    e_status, e_result, e_extra = _run(enc, sql)
+    at = (where, sql, p_result, p_extra, e_result, e_extra)
+    assert p_status == e_status, at
+    if p_status == "error":
+        assert p_result == e_result, at
+        return p_status, p_result
+    assert same(p_result, e_result, ordered), at
+    if insert_ids or isinstance(p_result, list):  # metadata, or the last insert id
+        assert _db(p_extra, plain_db) == _db(e_extra, enc_db), at
+    return p_status, p_result
+
+
 def _one_seed(
     backend: DevBackend, p: ProxyProcess, plain_db: str, enc_db: str, seed: int
 ) -> Counter[str]:

@@ -15,8 +15,8 @@ from proxy.devbackend import DevBackend
 from tests.conftest import ProxyProcess
 from tests.having_workload import REFUSED_HAVING, HavingWorkload
 from tests.rewrite_support import connect, extra_database
-from tests.rewrite_workload import BIG, DDL, needles, same
-from tests.test_proxy_differential import _db, _run, _scan_backend
+from tests.rewrite_workload import BIG, DDL, needles
+from tests.test_proxy_differential import _run, _scan_backend, compare_through_proxy
 from tests.test_proxy_subquery import general_log
 
 STATEMENTS = 350
@@ -51,16 +51,12 @@ def test_having_through_the_proxy(
                 st = work.update()
             else:
                 st = work.having_statement()
-            p_status, p_result, p_extra = _run(plain, st.sql)
-            e_status, e_result, e_extra = _run(enc, st.sql)
-            where = (seed, n, st.sql, p_result, p_extra, e_result, e_extra)
-            assert p_status == e_status, where
-            if p_status == "error":
-                assert p_result == e_result, where
+            status, _ = compare_through_proxy(
+                plain, enc, st.sql, st.ordered, (seed, n), database, encrypted_db
+            )
+            if status == "error":
                 kinds["both failed"] += 1
                 continue
-            assert same(p_result, e_result, st.ordered), where
-            assert _db(p_extra, database) == _db(e_extra, encrypted_db), where
             kinds[st.kind] += 1
         for sql, word in REFUSED_HAVING:
             status, code, message = _run(enc, sql)

@@ -22,7 +22,7 @@ from tests.conftest import ProxyProcess
 from tests.rewrite_support import connect, extra_database
 from tests.rewrite_workload import BIG, DDL, needles, same
 from tests.subquery_workload import DDL_J, DDL_PL, DDL_Q, REFUSED, SubqueryWorkload
-from tests.test_proxy_differential import _db, _run
+from tests.test_proxy_differential import _db, _run, compare_through_proxy
 
 STATEMENTS = 500
 # Writes of every plan kind under a subquery, in the proxy's own transaction.
@@ -110,18 +110,13 @@ def test_subqueries_through_the_proxy(
         for n in range(STATEMENTS):
             roll = work.rng.random()
             st = work.insert() if roll < 0.15 else work.subquery_statement()
-            p_status, p_result, p_extra = _run(plain, st.sql)
-            e_status, e_result, e_extra = _run(enc, st.sql)
-            where = (seed, n, st.sql, p_result, p_extra, e_result, e_extra)
-            assert not enc.server_status & 1, where
-            assert p_status == e_status, where
-            if p_status == "error":
-                assert p_result == e_result, where
+            status, p_result = compare_through_proxy(
+                plain, enc, st.sql, st.ordered, (seed, n), database, encrypted_db, insert_ids=False
+            )
+            assert not enc.server_status & 1, (seed, n, st.sql)  # our own transaction ended
+            if status == "error":
                 kinds["both failed"] += 1
                 continue
-            assert same(p_result, e_result, st.ordered), where
-            if isinstance(p_result, list):
-                assert _db(p_extra, database) == _db(e_extra, encrypted_db), where
             kinds[st.kind] += 1
         for sql in FIXED:
             p_out, e_out = _run(plain, sql), _run(enc, sql)

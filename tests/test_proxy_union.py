@@ -14,8 +14,8 @@ import pytest
 from proxy.devbackend import DevBackend
 from tests.conftest import ProxyProcess
 from tests.rewrite_support import extra_database
-from tests.rewrite_workload import BIG, needles, same
-from tests.test_proxy_differential import _db, _run
+from tests.rewrite_workload import BIG, needles
+from tests.test_proxy_differential import _run, compare_through_proxy
 from tests.test_proxy_subquery import _scan, _setup
 from tests.union_workload import REFUSED_UNION, UnionWorkload
 
@@ -39,16 +39,12 @@ def test_union_through_the_proxy(
         for n in range(STATEMENTS):
             roll = work.rng.random()
             st = work.insert() if roll < 0.1 else work.union_statement()
-            p_status, p_result, p_extra = _run(plain, st.sql)
-            e_status, e_result, e_extra = _run(enc, st.sql)
-            where = (seed, n, st.sql, p_result, p_extra, e_result, e_extra)
-            assert p_status == e_status, where
-            if p_status == "error":
-                assert p_result == e_result, where
+            status, _ = compare_through_proxy(
+                plain, enc, st.sql, st.ordered, (seed, n), database, encrypted_db
+            )
+            if status == "error":
                 kinds["both failed"] += 1
                 continue
-            assert same(p_result, e_result, st.ordered), where
-            assert _db(p_extra, database) == _db(e_extra, encrypted_db), where
             kinds[st.kind] += 1
         for sql, word in REFUSED_UNION:
             status, code, message = _run(enc, sql)
