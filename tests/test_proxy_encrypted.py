@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 import pymysql
@@ -253,3 +254,19 @@ def test_upserts_through_the_proxy(enc, direct) -> None:
         rows(enc, sql)
     assert rows(enc, "SELECT id, k, v FROM up ORDER BY id") == expected
     assert rows(enc, "SELECT v FROM up WHERE k = 'b'") == [(20,)]
+
+
+def test_statement_text_never_reaches_the_proxy_log(enc, encrypted_proxy) -> None:
+    """sqlglot warns with the whole statement when it falls back to a Command (REPLACE,
+    SHOW KEYS, ...): the proxy silences it, so no client value reaches a log line."""
+    make_table(enc)
+    secret = "zq-secret-value-81723"
+    for sql in [
+        f"REPLACE INTO t (k, c) VALUES (1, '{secret}')",
+        f"SELECT k FROM t WHERE c = '{secret}' GARBAGE (",
+        f"SHOW KEYS FROM t WHERE Key_name = '{secret}'",
+    ]:
+        with pytest.raises(pymysql.err.MySQLError):
+            rows(enc, sql)
+    time.sleep(0.2)  # the log is written by another process
+    assert secret not in encrypted_proxy.log.read_text()

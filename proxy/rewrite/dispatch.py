@@ -11,6 +11,7 @@ an encrypted table anywhere outside its literals (fail closed), else passed thro
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable
@@ -46,6 +47,10 @@ from proxy.rewrite.subquery import plan as subqueries_first
 from proxy.rewrite.union import plan_union
 from proxy.rewrite.update import delete, update
 from proxy.schema import Schema
+
+# sqlglot logs a statement it falls back to parsing as a Command with the statement's text,
+# values and all: nothing of a client's statement may reach a log line.
+logging.getLogger("sqlglot").setLevel(logging.CRITICAL + 1)
 
 Handler = Callable[..., Template]
 # DML rewriters: their templates depend on the statement's shape only, so they are cached.
