@@ -262,7 +262,7 @@ def test_statement_text_never_reaches_the_proxy_log(enc, encrypted_proxy) -> Non
     make_table(enc)
     secret = "zq-secret-value-81723"
     for sql in [
-        f"REPLACE INTO t (k, c) VALUES (1, '{secret}')",
+        f"/* a comment first */ REPLACE INTO t (k, c) VALUES (1, '{secret}')",
         f"SELECT k FROM t WHERE c = '{secret}' GARBAGE (",
         f"SHOW KEYS FROM t WHERE Key_name = '{secret}'",
     ]:
@@ -270,3 +270,12 @@ def test_statement_text_never_reaches_the_proxy_log(enc, encrypted_proxy) -> Non
             rows(enc, sql)
     time.sleep(0.2)  # the log is written by another process
     assert secret not in encrypted_proxy.log.read_text()
+
+
+def test_replace_through_the_proxy(enc) -> None:
+    rows(enc, "CREATE TABLE rp (id INT PRIMARY KEY, c VARCHAR(9))")
+    rows(enc, "INSERT INTO rp VALUES (1, 'one'), (2, 'two')")
+    with enc.cursor() as cur:
+        assert cur.execute("REPLACE INTO rp VALUES (2, 'deux'), (3, 'trois')") == 3
+    assert rows(enc, "SELECT id, c FROM rp ORDER BY id") == [(1, "one"), (2, "deux"), (3, "trois")]
+    assert rows(enc, "SELECT id FROM rp WHERE c = 'deux'") == [(2,)]

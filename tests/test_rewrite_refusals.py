@@ -51,7 +51,7 @@ UNSUPPORTED = [
     "INSERT INTO r (a) VALUES (1) ON DUPLICATE KEY UPDATE a = a + 2",
     "INSERT INTO r (a) VALUES (1) ON DUPLICATE KEY UPDATE a = VALUES(b)",
     "INSERT INTO r (a) VALUES (ABS(-1))",
-    "REPLACE INTO r (a) VALUES (1)",
+    "REPLACE INTO r (a) SELECT a FROM r",
     "UPDATE r SET a = b",
     "UPDATE r SET a = a * 2",
     "UPDATE r SET a = a + 1, b = b + 1",

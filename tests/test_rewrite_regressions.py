@@ -187,7 +187,7 @@ UPSERT_DDL = (
 )
 
 
-def test_insert_ignore_and_on_duplicate_key_update(both) -> None:
+def test_insert_ignore_on_duplicate_key_update_and_replace(both) -> None:
     """Duplicates found by the server on the encrypted UNIQUE column's DET index: INSERT
     IGNORE skips them, ON DUPLICATE KEY UPDATE copies VALUES(c) onion by onion, sets
     constants under fresh IVs and plain columns as written; equality still finds the rows."""
@@ -218,6 +218,15 @@ def test_insert_ignore_and_on_duplicate_key_update(both) -> None:
         assert plain_outcome(cur, same_row) == 1
     assert encrypted_outcome(runner, same_row) == 2
     _same(plain, runner, "SELECT id, email, n, note, hits FROM u ORDER BY id")
+    # REPLACE: the row with the same UNIQUE email is deleted, the new one inserted (2 rows).
+    for sql in [
+        "REPLACE INTO u (email, n, note, hits) VALUES ('b@x', 99, 'replaced', 1)",
+        "REPLACE INTO u (email, n) VALUES ('e@x', 5), ('f@x', 6)",
+        "replace   into u (email) values ('g@x')",
+        "SELECT email, n, note, hits FROM u ORDER BY email",
+        "SELECT id FROM u WHERE note = 'replaced' AND n = 99",
+    ]:
+        _same(plain, runner, sql)
     for sql in [
         "INSERT INTO u (email, n) VALUES ('a@x', 1) ON DUPLICATE KEY UPDATE n = n + 1",
         "INSERT INTO u (email, n) VALUES ('a@x', 1) ON DUPLICATE KEY UPDATE note = VALUES(email)",

@@ -19,7 +19,9 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
+from sqlglot.tokens import Token, TokenType
 
 from proxy.rewrite.alter import alter_table, create_index, drop_index
 from proxy.rewrite.context import Crypto
@@ -61,6 +63,7 @@ HANDLERS: dict[type[exp.Expression], Handler] = {
     exp.Delete: delete,
 }
 CACHE_SIZE = 4096
+_MYSQL = Dialect.get_or_raise("mysql")
 
 
 class Rewriter:
@@ -124,7 +127,9 @@ class Rewriter:
     ) -> tuple[Template | PeelFirst | Evaluate | SubqueriesFirst | UnionOf, list[Lit], bool]:
         passthrough = Template(pass_through=True)
         try:
-            trees = [t for t in sqlglot.parse(sql, read="mysql") if t is not None]
+            trees = [t for t in sqlglot.parse(_replace_as_insert(sql), read="mysql") if t]
+            if len(trees) == 1 and isinstance(trees[0], exp.Insert) and _is_replace(sql):
+                trees[0].set("alternative", "REPLACE")
         except SqlglotError:
             if self._mentions(schema, sc.shape) or mentions_infoschema(schema, sc.shape):
                 raise Unsupported("a statement the rewriter cannot parse") from None
@@ -191,6 +196,33 @@ def _guards(template: Template) -> tuple[Guard, ...]:
     dbid, tid, col = rmw.ref
     own = [(dbid, tid, col.id, o) for o in ("eq", "ord") if col.onions.get(o) == "rnd"]
     return tuple(dict.fromkeys([*own, *write_guards(rmw.others)]))
+
+
+def _is_replace(sql: str) -> bool:
+    tokens = _first_tokens(sql)
+    return bool(tokens) and tokens[0].token_type == TokenType.REPLACE
+
+
+def _replace_as_insert(sql: str) -> str:
+    """sqlglot's MySQL tokenizer takes REPLACE for a command and the rest of the statement
+    for one string. REPLACE INTO has INSERT INTO's syntax: parse it as that, with the
+    keyword overwritten in place ("INSERT " has REPLACE's length, so every other token, and
+    every literal the shape cache located, keeps its offset)."""
+    tokens = _first_tokens(sql)
+    if not tokens or tokens[0].token_type != TokenType.REPLACE:
+        return sql
+    start = tokens[0].start
+    return sql[:start] + "INSERT " + sql[start + len("REPLACE") :]
+
+
+def _first_tokens(sql: str) -> list[Token]:
+    head = sql.lstrip()[:7].upper()
+    if head != "REPLACE":
+        return []
+    try:
+        return _MYSQL.tokenize(sql)[:1]
+    except SqlglotError:
+        return []
 
 
 def _touches(node: exp.Expression, schema: Schema, database: str | None) -> bool:

@@ -20,7 +20,7 @@ from proxy.rewrite.plan import ColRef, Enc, IvSlot, RawLit, Segment, Template, q
 from proxy.rewrite.resolve import Ctx, backend_table, constant, is_default, is_null, resolve_table
 from proxy.schema import ONIONS, Column
 
-_ALLOWED = {"this", "expression", "ignore", "conflict"}
+_ALLOWED = {"this", "expression", "ignore", "conflict", "alternative"}
 
 
 def only(node: exp.Expression, allowed: set[str], what: str) -> None:
@@ -113,8 +113,12 @@ def insert(node: exp.Insert, *, ctx: Ctx) -> Template:
                 rows.append(seg)
                 first = False
         rows.append(")")
+    replace = node.args.get("alternative")
+    if replace not in (None, "REPLACE") or (replace and node.args.get("conflict")):
+        raise Unsupported("this form of INSERT / REPLACE")
+    verb = "REPLACE" if replace else "INSERT IGNORE" if node.args.get("ignore") else "INSERT"
     head = (
-        f"INSERT {'IGNORE ' if node.args.get('ignore') else ''}INTO "
+        f"{verb} INTO "
         f"{backend_table(db, table, ctx)} "
         f"({', '.join(quote_ident(n) for n in backend_cols)}) VALUES "
     )

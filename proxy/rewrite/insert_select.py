@@ -35,6 +35,8 @@ def plan_insert_select(node: exp.Insert, ctx: Ctx) -> SubqueriesFirst:
     source = node.expression
     if not isinstance(source, exp.Select | exp.Union):
         raise Unsupported("INSERT from this source")
+    if node.args.get("alternative"):
+        raise Unsupported("REPLACE ... SELECT")
     if isinstance(source, exp.Select) and source.args.get("locks"):
         raise Unsupported("INSERT ... SELECT ... FOR UPDATE")
     targets = _target_columns(node, ctx)
