@@ -38,7 +38,7 @@ def statements(rng: random.Random, n: int) -> Iterator[tuple[str, bool]]:
             False,
         )
     for _ in range(n):
-        join = rng.choice(["JOIN", "LEFT JOIN"])
+        join = rng.choice(["JOIN", "LEFT JOIN", "RIGHT JOIN"])
         on = "c.cid = o.cust" if rng.random() < 0.8 else "o.cust = c.cid"
         conds = [
             f"c.city = '{rng.choice(CITIES)}'",
@@ -49,7 +49,9 @@ def statements(rng: random.Random, n: int) -> Iterator[tuple[str, bool]]:
         ]
         where = f" WHERE {rng.choice(conds)}" if rng.random() < 0.7 else ""
         roll = rng.random()
-        if roll < 0.4:
+        if roll < 0.1:  # every column, in the statement's table order (RIGHT JOIN too)
+            yield f"SELECT * FROM cust c {join} orders o ON {on}{where}", False
+        elif roll < 0.4:
             yield f"SELECT c.name, o.total, o.day FROM cust c {join} orders o ON {on}{where}", False
         elif roll < 0.6:
             yield (
@@ -97,6 +99,9 @@ def test_join_needs_a_shared_key() -> None:
     with pytest.raises(Refusal, match="join group"):
         dry.plan("SELECT 1 FROM cust c JOIN other x ON c.cid = x.n")
     with pytest.raises(Refusal):
-        dry.plan("SELECT c.name FROM cust c RIGHT JOIN orders o ON c.cid = o.cust")
+        dry.plan(  # one RIGHT JOIN is a LEFT JOIN the other way round; two are refused
+            "SELECT c.name FROM cust c RIGHT JOIN orders o ON c.cid = o.cust "
+            "RIGHT JOIN cust d ON d.cid = o.cust"
+        )
     with pytest.raises(Refusal, match="USING"):
         dry.plan("SELECT c.name FROM cust c JOIN orders o USING (id)")

@@ -40,7 +40,7 @@ UNSUPPORTED = [
     "SELECT a, (SELECT MAX(a) FROM r) + 1 FROM r",
     "SELECT * FROM r WHERE p IN (SELECT a FROM r)",  # a's values would reach p in plaintext
     "SELECT * FROM r AS x JOIN r AS y ON x.a = y.b",
-    "SELECT * FROM r AS x RIGHT JOIN r AS y ON x.id = y.id",
+    "SELECT * FROM r AS x RIGHT JOIN r AS y ON x.id = y.id JOIN r AS z ON z.id = y.id",
     "SELECT a, COUNT(*) FROM r GROUP BY a HAVING COUNT(*) + 1 > 2",
     "SELECT DISTINCT a FROM r GROUP BY a HAVING a > 1",
     "SELECT * FROM r INTERSECT SELECT * FROM r",

@@ -217,10 +217,17 @@ def _from(node: exp.Select, ctx: Ctx) -> tuple[Scope, list[Segment]]:
     if not isinstance(first, exp.Table) or first.args.get("joins"):
         raise Unsupported("SELECT from anything but tables")
     nodes = [first]
+    # A RIGHT JOIN B is B LEFT JOIN A: with one join the backend is sent that, while the
+    # sources keep the statement's order (SELECT * lists A's columns first).
+    right = len(joins) == 1 and (joins[0].side or "") == "RIGHT"
     for j in joins:
         only(j, {"this", "on", "side", "kind"}, "JOIN")
-        if not isinstance(j.this, exp.Table) or (j.side or "LEFT") != "LEFT":
-            raise Unsupported("joins other than [INNER] JOIN and LEFT JOIN on tables")
+        if not isinstance(j.this, exp.Table) or (j.side or "LEFT") not in (
+            ("LEFT", "RIGHT") if right else ("LEFT",)
+        ):
+            raise Unsupported(
+                "joins other than [INNER] JOIN, LEFT JOIN and one RIGHT JOIN on tables"
+            )
         if (j.kind or "INNER") not in ("INNER", "OUTER"):
             raise Unsupported(f"{j.kind} JOIN")
         nodes.append(j.this)
@@ -237,7 +244,11 @@ def _from(node: exp.Select, ctx: Ctx) -> tuple[Scope, list[Segment]]:
     for i, j in enumerate(joins, start=1):
         src = sources[i]
         word = " LEFT JOIN " if j.side else (" JOIN " if j.args.get("on") else ", ")
-        sql += [word, backend_table(src.db, src.table, ctx), f" AS `a{i}`"]
+        joined = [backend_table(src.db, src.table, ctx), f" AS `a{i}`"]
+        if right:  # B AS a1 LEFT JOIN A AS a0
+            sql = [*joined, word, *sql]
+        else:
+            sql += [word, *joined]
         if j.args.get("on") is not None:
             sql += [" ON ", *predicate(j.args["on"], ctx=ctx, scope=scope, where="on clause")]
     return scope, sql
