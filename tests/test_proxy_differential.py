@@ -315,3 +315,34 @@ def _file_hits(backend: DevBackend, db: str, table: str, wanted: set[bytes]) -> 
         conn.close()
     assert len(data) > 16384
     return [n for n in wanted if n in data]
+
+
+CONSTANT_ITEMS = [
+    "SELECT 1 AS a FROM t WHERE s = 'x' LIMIT 1",  # Django's exists()
+    "SELECT 1 AS one FROM t WHERE k = 2 LIMIT 1",  # Rails' exists?
+    "SELECT 1 FROM t",
+    "SELECT (1) AS a, -5, 2.50, 'xy', 'héllo' AS h, NULL, 12345678901, k FROM t ORDER BY k",
+    "SELECT DISTINCT 7 AS seven, s FROM t",
+    "SELECT 'n', COUNT(*), SUM(k) FROM t WHERE k > 1",
+    "SELECT s, 0 AS z FROM t WHERE k IN (1, 3) ORDER BY s DESC",
+]
+
+
+def test_constants_in_the_select_list(
+    backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str
+) -> None:
+    """Made by the proxy with MariaDB's metadata, the rows counted by the backend."""
+    enc = encrypted_proxy.connect(encrypted_db, autocommit=True, charset="utf8mb4")
+    plain = connect(backend, database, charset="utf8mb4")
+    try:
+        for conn in (plain, enc):
+            _run(conn, "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, k INT, s VARCHAR(9))")
+            _run(conn, "INSERT INTO t (k, s) VALUES (1, 'x'), (2, 'y'), (3, 'x'), (NULL, NULL)")
+        for sql in CONSTANT_ITEMS:
+            status, result = compare_through_proxy(
+                plain, enc, sql, "ORDER BY" in sql, "constants", database, encrypted_db
+            )
+            assert status == "ok" and result, sql
+    finally:
+        enc.close()
+        plain.close()

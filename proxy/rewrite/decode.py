@@ -28,6 +28,7 @@ Reader = Callable[[Sequence[Any]], Any]
 # MySQL column types and flags (include/mysql_com.h)
 T_TINY, T_SHORT, T_LONG, T_LONGLONG, T_INT24 = 1, 2, 3, 8, 9
 T_DATE, T_DATETIME, T_NEWDECIMAL, T_BLOB, T_VAR_STRING, T_STRING = 10, 12, 246, 252, 253, 254
+T_NULL = 6
 NOT_NULL_FLAG, PRI_KEY_FLAG, UNIQUE_KEY_FLAG, MULTIPLE_KEY_FLAG = 1, 2, 4, 8
 BLOB_FLAG, UNSIGNED_FLAG, BINARY_FLAG, AUTO_INCREMENT_FLAG = 16, 32, 128, 512
 NO_DEFAULT_VALUE_FLAG, PART_KEY_FLAG, NUM_FLAG = 4096, 16384, 32768
@@ -183,6 +184,34 @@ def _key_flags(col: Column, table: Table) -> int:
     return flags
 
 
+def constant_out(name: str, value: Any, text: str = "") -> OutCol:
+    """A constant of the select list as MariaDB describes it (Item_int, Item_decimal,
+    Item_string in a utf8mb4 connection, Item_null): never NULL but for NULL itself."""
+    if value is None:
+        return OutCol(name, T_NULL, 0, flags=BINARY_FLAG, expression=True)
+    if isinstance(value, int):
+        length = len(str(value))
+        kind = T_LONG if length < 10 else T_LONGLONG  # MY_INT32_NUM_DECIMAL_DIGITS - 1
+        return OutCol(name, kind, length, flags=NOT_NULL_FLAG | BINARY_FLAG, expression=True)
+    if isinstance(value, Decimal):
+        _, digits, exponent = value.as_tuple()
+        scale = max(0, -int(exponent))
+        precision = max(len(digits), scale)
+        length = decimal_length(precision, scale)  # a sign's place even when positive
+        return OutCol(
+            name, T_NEWDECIMAL, length, scale, NOT_NULL_FLAG | BINARY_FLAG, expression=True
+        )
+    return OutCol(
+        name,
+        T_VAR_STRING,
+        4 * len(value),
+        NOT_FIXED_DEC,
+        NOT_NULL_FLAG,
+        CHARSET_UTF8MB4_CI,
+        expression=True,
+    )
+
+
 def min_max_out(col: Column, name: str) -> OutCol:
     """MIN(c) / MAX(c): c's type, nullable (no rows: NULL), no table, BINARY for numbers and
     dates, as MariaDB describes them."""
@@ -212,13 +241,17 @@ def decimal_out(name: str, precision: int, scale: int) -> OutCol:
 class ReaderSpec:
     """A reader to build at bind time, once the column's cipher objects are at hand."""
 
-    kind: str  # eq_rnd det ord_rnd ope hom avg plain int decimal raw
+    kind: str  # eq_rnd det ord_rnd ope hom avg plain int decimal raw fixed
     pos: tuple[int, ...]
     ref: tuple[int, int, Column] | None = None  # (database id, table id, column)
     scale: int = 0
+    value: Any = None  # fixed: a constant of the select list, made here
 
     def make(self, crypto: Crypto) -> Reader:
         kind, pos = self.kind, self.pos
+        if kind == "fixed":
+            value = self.value
+            return lambda row: value
         if kind == "plain":
             assert self.ref is not None
             return _plain_reader(pos[0], self.ref[2])

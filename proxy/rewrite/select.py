@@ -19,6 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
+from typing import Any
+
 from sqlglot import exp
 
 from onion.encoding import Kind
@@ -28,6 +32,7 @@ from proxy.rewrite.decode import (
     ReaderSpec,
     SortKey,
     column_out,
+    constant_out,
     count_out,
     decimal_out,
     int_digits,
@@ -175,6 +180,8 @@ def _items(
         elif isinstance(e, exp.Column):
             src, col = scope.column(e, "field list")
             items.append(((src, col), alias or e.name))
+        elif (const := select_constant(e)) is not None:
+            items.append((e, alias or const[1]))
         else:
             items.append((e, alias or _written(e, sql) or e.sql("mysql")))
     return items
@@ -285,6 +292,13 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             readers.append(r)
             out.columns.append(oc)
             out.sources.append(e)
+        elif (const := select_constant(e)) is not None:
+            # Made here, never sent (`SELECT 1 AS a ... LIMIT 1`: what ORMs' exists() sends).
+            # Its literal is not bound through a slot, so the plan is not cached: the
+            # column's length follows the literal.
+            readers.append(ReaderSpec("fixed", (), value=const[0]))
+            out.columns.append(constant_out(name, const[0]))
+            out.sources.append(e)
         else:
             raise Unsupported(f"{type(e).__name__.upper()} in the select list")
     sql: list[Segment] = ["SELECT DISTINCT " if distinct is not None else "SELECT "]
@@ -316,7 +330,8 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
         tail.append(" FOR UPDATE" if lock.args.get("update") else " LOCK IN SHARE MODE")
     if ctx.current_read and not locks:
         tail.append(" LOCK IN SHARE MODE")
-    sql[select_at:select_at] = _select_list(out)
+    # Only constants selected: the backend still has to say how many rows there are.
+    sql[select_at:select_at] = _select_list(out) if out.items else ["1"]
     template = Template(segments=sql + tail, decoder=spec)
     if not group_cols and distinct is None and not any(node.args.get(k) for k in _NOT_SMALL):
         small = small_aggregates(ctx, scope, items, out.columns, db.name)
@@ -331,6 +346,28 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             ]  # fmt: skip
             template.small_decoder = small_spec
     return template
+
+
+def select_constant(e: exp.Expression) -> tuple[Any, str] | None:
+    """(value, MariaDB's name for it) of a number, string or NULL in the select list, with
+    parentheses and a minus sign; None for anything else (or floats: a DOUBLE literal)."""
+    neg = False
+    while isinstance(e, exp.Paren | exp.Neg):
+        neg ^= isinstance(e, exp.Neg)
+        e = e.this
+    if isinstance(e, exp.Null):
+        return (None, "NULL") if not neg else None
+    if not isinstance(e, exp.Literal):
+        return None
+    if e.is_string:
+        return None if neg else (e.this, e.this)
+    text = e.this
+    if not re.fullmatch(r"\d+(\.\d*)?|\.\d+", text):
+        return None  # 1e3, 0x1F: other types
+    value: Any = Decimal(text) if "." in text else int(text)
+    if neg:
+        value = -value
+    return value, ("-" if neg else "") + text
 
 
 def _select_list(out: _Out) -> list[Segment]:
