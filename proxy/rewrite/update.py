@@ -37,6 +37,7 @@ from proxy.rewrite.plan import (
     quote_ident,
 )
 from proxy.rewrite.predicate import predicate
+from proxy.rewrite.residual import refuse_in_write
 from proxy.rewrite.resolve import (
     Ctx,
     Scope,
@@ -92,6 +93,7 @@ def delete(node: exp.Delete, *, ctx: Ctx) -> Template:
     sql: list[Segment] = ["DELETE FROM ", backend_table(src.db, src.table, ctx)]
     where = node.args.get("where")
     if where is not None:
+        refuse_in_write(where.this, ctx, scope, "DELETE")
         sql += [" WHERE ", *predicate(where.this, ctx=ctx, scope=scope)]
     return Template(segments=sql + _order_limit(node, ctx, scope))
 
@@ -146,6 +148,8 @@ def update(node: exp.Update, *, ctx: Ctx) -> Template:
             sets.append(", ")
         sets += segs
     where = node.args.get("where")
+    if where is not None:
+        refuse_in_write(where.this, ctx, scope, "UPDATE")
     cond = predicate(where.this, ctx=ctx, scope=scope) if where is not None else None
     table_sql = backend_table(src.db, src.table, ctx)
     if rmw is not None:
