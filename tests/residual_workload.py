@@ -121,11 +121,11 @@ class ResidualWorkload:
         self.texts: set[str] = set()  # stored values, for the plaintext scans
         self.constants: set[str] = set()  # the residuals' constants (bounds, patterns)
 
-    def text(self) -> str:
+    def text(self, most: int = 24) -> str:
         r = self.rng
         if r.random() < 0.12:
             return "NULL"
-        v = r.choice(TEXTS)
+        v = r.choice([t for t in TEXTS if len(t) <= most])  # a failed INSERT uses up ids
         self.texts.add(v)
         return quote(v)
 
@@ -137,7 +137,7 @@ class ResidualWorkload:
         for _ in range(r.randint(1, 3)):
             a = "NULL" if r.random() < 0.1 else str(r.randint(-5, 5))
             d = "NULL" if r.random() < 0.1 else f"{r.randint(-500, 500) / 100:.2f}"
-            rows.append(f"({self.text()}, {self.text()}, {self.text()}, {self.text()}, {a}, {d}, {r.randint(0, 6)})")
+            rows.append(f"({self.text()}, {self.text(10)}, {self.text()}, {self.text()}, {a}, {d}, {r.randint(0, 6)})")
         return Statement(f"INSERT INTO q (s, c, r, g, a, d, p) VALUES {', '.join(rows)}", "insert")  # fmt: skip
 
     # ---- conditions ------------------------------------------------------------------------

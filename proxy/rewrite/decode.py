@@ -242,7 +242,7 @@ def decimal_out(name: str, precision: int, scale: int) -> OutCol:
 class ReaderSpec:
     """A reader to build at bind time, once the column's cipher objects are at hand."""
 
-    kind: str  # eq_rnd det ord_rnd ope hom avg plain int decimal raw fixed
+    kind: str  # eq_rnd det ord_rnd ope hom avg plain int decimal raw fixed present
     pos: tuple[int, ...]
     ref: tuple[int, int, Column] | None = None  # (database id, table id, column)
     scale: int = 0
@@ -256,6 +256,9 @@ class ReaderSpec:
         if kind == "plain":
             assert self.ref is not None
             return _plain_reader(pos[0], self.ref[2])
+        if kind == "present":  # COUNT(c) in the proxy: only whether the onion is NULL
+            i = pos[0]
+            return lambda row: None if row[i] is None else 1
         if kind in ("int", "decimal", "raw"):
             i = pos[0]
             conv = {"int": _to_int, "decimal": _to_decimal, "raw": _to_text}[kind]

@@ -303,7 +303,7 @@ def aggregate_select(
         if isinstance(e, exp.Count):
             # only NULL-ness counts: any onion column, not decrypted
             target = col.plain_name if col.plain else col.backend_columns()[0]
-            readers.append(ReaderSpec("raw", (out.add([src.col(target)]),)))
+            readers.append(ReaderSpec("present", (out.add([src.col(target)]),)))
             aggs.append(("count", len(readers) - 1, 0))
             columns.append(count_out(name))
             continue
