@@ -109,6 +109,7 @@ class Statement:
     sql: str
     kind: str  # insert | rows | ordered | agg
     ordered: bool = False
+    join: bool = False
 
 
 def quote(text: str) -> str:
@@ -217,8 +218,8 @@ class ResidualWorkload:
             where = self.where(["q.s", "q2.t", "c"], join=True)
             sql = f"SELECT q.id, q.s, q2.t FROM q JOIN q2 ON q.p = q2.k{where}"
             if r.random() < 0.5:
-                return Statement(f"{sql} ORDER BY q2.t DESC, q.id, q2.id LIMIT {r.randint(1, 8)}", "ordered", True)  # fmt: skip
-            return Statement(sql, "rows")
+                return Statement(f"{sql} ORDER BY q2.t DESC, q.id, q2.id LIMIT {r.randint(1, 8)}", "ordered", True, True)  # fmt: skip
+            return Statement(sql, "rows", join=True)
         if roll < 0.3:  # ungrouped aggregates over the kept rows
             aggs = r.sample(
                 ["COUNT(*)", "COUNT(s)", "COUNT(c)", "MIN(s)", "MAX(s)", "MIN(c)", "MAX(r)",
