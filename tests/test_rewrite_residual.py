@@ -132,3 +132,20 @@ def test_shape_cache_keeps_like_decisions(
         for sql in ["SELECT id FROM q WHERE s < 'b' ORDER BY id", "SELECT id FROM q WHERE s < 'ap' ORDER BY id"]:  # fmt: skip
             cur.execute(sql)
             assert same(list(cur.fetchall()), encrypted.execute(sql), True)
+
+
+def test_not_like_reaches_the_server_negated(
+    plain: pymysql.Connection, encrypted: EncryptedRunner
+) -> None:
+    """sqlglot parses `x NOT LIKE p` as LIKE with `negate` set: on plain columns and the
+    Search onion the NOT must reach the server (it was once dropped)."""
+    with plain.cursor() as cur:
+        _setup(cur, encrypted)
+        for sql in [
+            "INSERT INTO q (s, p) VALUES ('apple', 1), ('pear', 12), (NULL, 3), ('fig', NULL)",
+            "SELECT id FROM q WHERE p NOT LIKE '1%'",
+            "SELECT id FROM q WHERE p LIKE '1%'",
+            "SELECT id FROM q WHERE s NOT LIKE '%apple%'",
+            "SELECT id FROM q WHERE NOT s LIKE '%pear%' AND p NOT LIKE '3'",
+        ]:
+            assert compare_outcomes(cur, encrypted, sql, False, sql) is not BOTH_FAILED
