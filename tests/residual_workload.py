@@ -133,13 +133,16 @@ class ResidualWorkload:
     def insert(self) -> Statement:
         r = self.rng
         if r.random() < 0.2:
-            return Statement(f"INSERT INTO q2 (k, t) VALUES ({r.randint(0, 6)}, {self.text()})", "insert")
+            return Statement(
+                f"INSERT INTO q2 (k, t) VALUES ({r.randint(0, 6)}, {self.text()})", "insert"
+            )
         rows = []
         for _ in range(r.randint(1, 3)):
             a = "NULL" if r.random() < 0.1 else str(r.randint(-5, 5))
             d = "NULL" if r.random() < 0.1 else f"{r.randint(-500, 500) / 100:.2f}"
-            rows.append(f"({self.text()}, {self.text(10)}, {self.text()}, {self.text()}, {a}, {d}, {r.randint(0, 6)})")
-        return Statement(f"INSERT INTO q (s, c, r, g, a, d, p) VALUES {', '.join(rows)}", "insert")  # fmt: skip
+            texts = ", ".join([self.text(), self.text(10), self.text(), self.text()])
+            rows.append(f"({texts}, {a}, {d}, {r.randint(0, 6)})")
+        return Statement(f"INSERT INTO q (s, c, r, g, a, d, p) VALUES {', '.join(rows)}", "insert")
 
     # ---- conditions ------------------------------------------------------------------------
 
@@ -218,12 +221,31 @@ class ResidualWorkload:
             where = self.where(["q.s", "q2.t", "c"], join=True)
             sql = f"SELECT q.id, q.s, q2.t FROM q JOIN q2 ON q.p = q2.k{where}"
             if r.random() < 0.5:
-                return Statement(f"{sql} ORDER BY q2.t DESC, q.id, q2.id LIMIT {r.randint(1, 8)}", "ordered", True, True)  # fmt: skip
+                return Statement(
+                    f"{sql} ORDER BY q2.t DESC, q.id, q2.id LIMIT {r.randint(1, 8)}",
+                    "ordered",
+                    True,
+                    True,
+                )
             return Statement(sql, "rows", join=True)
         if roll < 0.3:  # ungrouped aggregates over the kept rows
             aggs = r.sample(
-                ["COUNT(*)", "COUNT(s)", "COUNT(c)", "MIN(s)", "MAX(s)", "MIN(c)", "MAX(r)",
-                 "SUM(a)", "AVG(d)", "MIN(a)", "MAX(d)", "SUM(p)"], r.randint(1, 4))  # fmt: skip
+                [
+                    "COUNT(*)",
+                    "COUNT(s)",
+                    "COUNT(c)",
+                    "MIN(s)",
+                    "MAX(s)",
+                    "MIN(c)",
+                    "MAX(r)",
+                    "SUM(a)",
+                    "AVG(d)",
+                    "MIN(a)",
+                    "MAX(d)",
+                    "SUM(p)",
+                ],
+                r.randint(1, 4),
+            )
             where = self.where(["s", "c", "r"]) if r.random() < 0.8 else ""
             return Statement(f"SELECT {', '.join(aggs)} FROM q{where}", "agg")
         cols = r.choice(["id, s", "id, s, c, a", "*", "id, r, d", "id"])
@@ -235,7 +257,9 @@ class ResidualWorkload:
                 limit = f" LIMIT {r.randint(0, 6)}"
                 if r.random() < 0.4:
                     limit += f" OFFSET {r.randint(0, 4)}"
-            return Statement(f"SELECT {cols} FROM q{where} ORDER BY {key}, id{limit}", "ordered", True)  # fmt: skip
+            return Statement(
+                f"SELECT {cols} FROM q{where} ORDER BY {key}, id{limit}", "ordered", True
+            )
         return Statement(f"SELECT {cols} FROM q{where}", "rows")
 
     def statement(self, n: int) -> Statement:

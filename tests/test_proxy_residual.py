@@ -74,9 +74,15 @@ def test_residual_through_the_proxy(
                 kinds["agg"] += 1
                 continue
             status, result = compare_through_proxy(
-                plain, enc, st.sql, st.ordered, (seed, n), database, encrypted_db,
+                plain,
+                enc,
+                st.sql,
+                st.ordered,
+                (seed, n),
+                database,
+                encrypted_db,
                 insert_ids=False,
-            )  # fmt: skip
+            )
             if status == "error":
                 kinds["both failed"] += 1
                 continue

@@ -92,10 +92,12 @@ def test_like_and_pad_space_match_mariadb(plain: pymysql.Connection) -> None:
             for pat in patterns:
                 cur.execute(f"SELECT {quote(v)} COLLATE utf8mb4_bin LIKE {quote(pat)}")
                 want = cur.fetchone()[0] == 1
-                assert (like_matcher(pat) is not None and like_matcher(pat)(v) is not None) == want, (v, pat)  # fmt: skip
+                assert (
+                    like_matcher(pat) is not None and like_matcher(pat)(v) is not None
+                ) == want, (v, pat)
             for pat in ["z!", "melon!_x", "!%", "a!"]:
                 cur.execute(f"SELECT {quote(v)} COLLATE utf8mb4_bin LIKE {quote(pat)} ESCAPE '!'")
-                assert (like_matcher(pat, "!")(v) is not None) == (cur.fetchone()[0] == 1), (v, pat)  # fmt: skip
+                assert (like_matcher(pat, "!")(v) is not None) == (cur.fetchone()[0] == 1), (v, pat)
             for w in values:
                 cur.execute(f"SELECT STRCMP({quote(v)} COLLATE utf8mb4_bin, {quote(w)})")
                 assert pad_space_cmp(v, w) == cur.fetchone()[0], (v, w)
@@ -129,7 +131,10 @@ def test_shape_cache_keeps_like_decisions(
         assert encrypted.execute("SELECT id FROM q WHERE s < 'b' ORDER BY id") == [(1,), (2,), (3,)]
         assert encrypted.execute("SELECT id FROM q WHERE s < 'ap' ORDER BY id") == [(3,)]
         assert encrypted.rewriter.hits == hits + 1
-        for sql in ["SELECT id FROM q WHERE s < 'b' ORDER BY id", "SELECT id FROM q WHERE s < 'ap' ORDER BY id"]:  # fmt: skip
+        for sql in [
+            "SELECT id FROM q WHERE s < 'b' ORDER BY id",
+            "SELECT id FROM q WHERE s < 'ap' ORDER BY id",
+        ]:
             cur.execute(sql)
             assert same(list(cur.fetchall()), encrypted.execute(sql), True)
 

@@ -199,6 +199,8 @@ def _guards(template: Template) -> tuple[Guard, ...]:
     rmw = template.rmw
     if rmw is None:
         return write_guards(segments)
+    if hasattr(rmw, "write_guards"):  # proxy.rewrite.residual.ResidualWrite
+        return tuple(rmw.write_guards())
     dbid, tid, col = rmw.ref
     own = [(dbid, tid, col.id, o) for o in ("eq", "ord") if col.onions.get(o) == "rnd"]
     return tuple(dict.fromkeys([*own, *write_guards(rmw.others)]))

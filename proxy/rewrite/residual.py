@@ -229,11 +229,6 @@ def split_where(
     return server, residuals
 
 
-def refuse_in_write(cond: exp.Expression | None, ctx: Ctx, scope: Scope, what: str) -> None:
-    if cond is not None:
-        _refuse_nested(cond, ctx, scope, f"in {what} (not evaluated by the proxy in writes)")
-
-
 def server_where(conjuncts: Sequence[exp.Expression], ctx: Ctx, scope: Scope) -> list[Segment]:
     """` WHERE (c1) AND (c2) ...` for the conjuncts the server evaluates."""
     out: list[Segment] = []
@@ -462,3 +457,91 @@ def checks_hold(checks: Sequence[tuple[int, bool]], lits: Sequence[Lit]) -> bool
         i < len(lits) and lits[i].is_string and is_word_pattern(lits[i].value) == word
         for i, word in checks
     )
+
+
+# ---- UPDATE / DELETE: the matching rows' IVs first ---------------------------------------------
+
+
+@dataclass
+class ResidualWrite:
+    """UPDATE / DELETE with residuals, as a read-modify-write in one transaction: SELECT the
+    residual columns' IVs and values of the rows the server conjuncts match (FOR UPDATE),
+    keep those whose residuals are TRUE, then run the statement restricted to
+    `(<server conjuncts>) AND c_iv IN (<their IVs>) ...` per residual column. Exact because
+    one column's IV determines its value (every write draws a fresh IV per row, or one IV
+    for rows it gives one value), so `c_iv IN S` holds exactly for the rows whose c
+    satisfies the residual, among those the server conjuncts select."""
+
+    select: list[Segment]
+    readers: list[ReaderSpec]
+    atoms: tuple[Atom, ...]
+    ivs: list[tuple[int, str]]  # (row position of a residual column's IV, its backend name)
+    head: list[Segment]  # "UPDATE t SET ..." / "DELETE FROM t"
+    where: list[Segment]  # " WHERE (c1) AND (c2)" for the server conjuncts, or []
+    guards: tuple[Any, ...] = ()
+
+    def write_guards(self) -> tuple[Any, ...]:
+        from proxy.rewrite.plan import write_guards
+
+        return write_guards(self.head)
+
+    def bind(self, b: Any) -> Any:
+        from proxy.rewrite.plan import ReadModifyWrite, hexlit
+
+        select_sql = b.render(self.select)
+        head, where = b.render(self.head), b.render(self.where)
+        readers = [r.make(b.crypto) for r in self.readers]
+        keep = bind_residual(self.atoms, b.lits, None)
+        ivs = self.ivs
+
+        def finish(rows: Sequence[Sequence[Any]]) -> str | None:
+            kept: list[dict[bytes, None]] = [{} for _ in ivs]
+            for row in rows:
+                if not keep(tuple(r(row) for r in readers)):
+                    continue
+                for n, (pos, _) in enumerate(ivs):
+                    if row[pos] is None:  # never written without one: do not guess
+                        raise Unsupported("a row without an IV, matched by a proxy-side condition")
+                    kept[n][bytes(row[pos])] = None
+            if not kept or not kept[0]:
+                return None
+            restrict = " AND ".join(
+                f"{name} IN ({', '.join(hexlit(iv) for iv in k)})"
+                for (_, name), k in zip(ivs, kept, strict=True)
+            )
+            return f"{head}{where}{' AND ' if where else ' WHERE '}{restrict}"
+
+        return ReadModifyWrite(select_sql, finish)
+
+
+def write_template(
+    node: exp.Expression,
+    ctx: Ctx,
+    src: Source,
+    table_sql: str,
+    server: list[exp.Expression],
+    residuals: list[Atom],
+    head: list[Segment],
+) -> Template:
+    from proxy.rewrite.select import _Out, _select_list
+
+    if node.args.get("order") is not None or node.args.get("limit") is not None:
+        raise Unsupported(
+            f"ORDER BY / LIMIT in {node.key.upper()} with a condition the proxy evaluates"
+        )
+    scope = Scope([src])
+    where = server_where(server, ctx, scope)
+    out = _Out()
+    ivs: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    for a in residuals:
+        if a.col.id not in seen:
+            seen.add(a.col.id)
+            ivs.append((out.add([src.col(a.col.iv_name)]), src.col(a.col.iv_name)))
+    # hidden readers after the IVs: the atoms' positions index the readers' values
+    readers: list[ReaderSpec] = []
+    atoms = _plan(residuals, ctx, out, readers)
+    select: list[Segment] = ["SELECT ", *_select_list(out), " FROM ", table_sql, *where]
+    select.append(" FOR UPDATE")
+    spec = ResidualWrite(select, readers, atoms, ivs, head, where)
+    return Template(rmw=spec)
