@@ -98,8 +98,9 @@ REFUSED = [
     ("SELECT DISTINCT a FROM q WHERE s LIKE 'a%'", "DISTINCT"),
     ("SELECT COUNT(*) FROM q WHERE s > 'm' HAVING COUNT(*) > 1", "HAVING"),
     ("SELECT MIN(s) FROM q GROUP BY a", "GROUP BY"),
-    ("UPDATE q SET a = 1 WHERE s < 'm'", "UPDATE"),
-    ("DELETE FROM q WHERE s LIKE 'a%'", "DELETE"),
+    ("UPDATE q SET a = 1 WHERE s < 'm' OR a = 2", "under OR / NOT"),
+    ("DELETE FROM q WHERE s LIKE 'a%' ORDER BY id LIMIT 1", "ORDER BY / LIMIT"),
+    ("UPDATE q SET a = a + 1 WHERE s < 'm'", "increment"),
     ("SELECT q.id FROM q JOIN q2 ON q.p = q2.k AND q2.t < 'm'", "top-level AND"),
 ]
 
@@ -262,7 +263,32 @@ class ResidualWorkload:
             )
         return Statement(f"SELECT {cols} FROM q{where}", "rows")
 
+    def write(self) -> Statement:
+        """UPDATE / DELETE with residuals: the matching rows' IVs first (affected rows
+        compared; the SELECTs after them see the result)."""
+        r = self.rng
+        where = self.where(["s", "c", "r"])
+        roll = r.random()
+        if roll < 0.4:
+            sets = f"a = {r.randint(-5, 5)}"
+            if r.random() < 0.5:
+                sets += f", c = {self.text(10)}"
+            return Statement(f"UPDATE q SET {sets}{where}", "write")
+        if roll < 0.7:  # the residual's own column rewritten
+            return Statement(
+                f"UPDATE q SET s = {self.text()}, p = {r.randint(0, 6)}{where}", "write"
+            )
+        if roll < 0.85:
+            k = f" AND k <= {r.randint(0, 6)}" if r.random() < 0.5 else ""
+            return Statement(
+                f"UPDATE q2 SET t = {self.text()} WHERE {self.residual('t')}{k}", "write"
+            )
+        return Statement(f"DELETE FROM q{where} AND p = {r.randint(0, 6)}", "write")
+
     def statement(self, n: int) -> Statement:
-        if n < 25 or self.rng.random() < 0.1:
+        roll = self.rng.random()
+        if n < 25 or roll < 0.1:
             return self.insert()
+        if roll < 0.18:
+            return self.write()
         return self.select()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pymysql.constants import CLIENT
 
 from proxy.devbackend import DevBackend
 from tests.conftest import ProxyProcess
@@ -46,8 +47,10 @@ def test_residual_through_the_proxy(
     backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str, seed: int
 ) -> None:
     work = ResidualWorkload(seed)
-    enc = encrypted_proxy.connect(encrypted_db, autocommit=True, charset="utf8mb4")
-    plain = connect(backend, database, charset="utf8mb4")
+    enc = encrypted_proxy.connect(
+        encrypted_db, autocommit=True, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS
+    )
+    plain = connect(backend, database, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS)
     kinds: Counter[str] = Counter()
     thread = _run(enc, "SELECT CONNECTION_ID()")[1][0][0][1]  # the proxy's backend connection
     log = general_log(backend, thread)

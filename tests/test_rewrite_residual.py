@@ -14,13 +14,21 @@ from typing import Any
 
 import pymysql
 import pytest
+from pymysql.constants import CLIENT
 
 from proxy.devbackend import DevBackend
 from proxy.protocol.errors import MysqlError
 from proxy.rewrite.decode import pad_space_cmp
 from proxy.rewrite.residual import like_matcher
 from tests.residual_workload import BOUNDS, DDL, LIKES, REFUSED, TEXTS, ResidualWorkload, quote
-from tests.rewrite_support import BOTH_FAILED, EncryptedRunner, compare_outcomes, connect
+from tests.rewrite_support import (
+    BOTH_FAILED,
+    EncryptedRunner,
+    compare_outcomes,
+    connect,
+    encrypted_outcome,
+    plain_outcome,
+)
 from tests.rewrite_workload import needles, same
 from tests.test_rewrite_subquery import scan_encrypted
 
@@ -29,7 +37,7 @@ STATEMENTS = 400
 
 @pytest.fixture
 def plain(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
-    conn = connect(backend, database, charset="utf8mb4")
+    conn = connect(backend, database, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS)
     yield conn
     conn.close()
 
@@ -59,14 +67,13 @@ def test_residual_differential(
         for n in range(STATEMENTS):
             st = work.statement(n)
             if st.kind == "agg":
-                from tests.rewrite_support import encrypted_outcome, plain_outcome
-
                 p, e = plain_outcome(cur, st.sql), encrypted_outcome(encrypted, st.sql)
                 assert unpadded(p) == unpadded(e), ((seed, n), st.sql, p, e)
                 kinds["agg"] += 1
                 continue
             p = compare_outcomes(cur, encrypted, st.sql, st.ordered, (seed, n))
             if p is BOTH_FAILED:
+                print("both failed:", st.sql[:100], plain_outcome(cur, st.sql))
                 kinds["both failed"] += 1
                 continue
             kinds[st.kind] += 1
