@@ -17,8 +17,9 @@ not TRUE, as in a WHERE). The other conjuncts still go to the server, so the cos
 of the rows they select: every one is sent and decrypted. ORDER BY / LIMIT / OFFSET are then
 applied here, and ungrouped COUNT / SUM / AVG / MIN / MAX are computed here over the kept
 rows; GROUP BY, DISTINCT and HAVING with a residual are refused. So are residuals under OR
-or NOT (removing them would change the result), in JOIN ON, in UPDATE / DELETE, and on
-columns of a non-binary collation (the proxy does not reproduce `_ci` collations exactly).
+or NOT (removing them would change the result), in JOIN ON, and on columns of a non-binary
+collation (the proxy does not reproduce `_ci` collations exactly). UPDATE / DELETE read the
+matching rows' IVs first (ResidualWrite, below).
 
 The residual's constants never reach the server: they stay statement literals, read at bind
 time, so the plan is cached like any other. Whether a LIKE goes to the Search onion or
