@@ -161,3 +161,28 @@ def test_not_like_reaches_the_server_negated(
             "SELECT id FROM q WHERE NOT s LIKE '%pear%' AND p NOT LIKE '3'",
         ]:
             assert compare_outcomes(cur, encrypted, sql, False, sql) is not BOTH_FAILED
+
+
+def test_edge_cases_against_mariadb(plain: pymysql.Connection, encrypted: EncryptedRunner) -> None:
+    """MariaDB's own error for a bad ESCAPE, NULL bounds and patterns left to the server,
+    an empty table, the constant first, and the write path's empty match."""
+    with plain.cursor() as cur:
+        _setup(cur, encrypted)
+        for sql in [
+            "SELECT id FROM q WHERE s LIKE 'a%'",
+            "SELECT COUNT(*), MIN(s), MAX(c) FROM q WHERE s > 'a'",
+            "INSERT INTO q (s, c, p) VALUES ('a ', 'a', 1), ('a', 'b', 2), ('a\\t', NULL, 3)",
+            "SELECT id FROM q WHERE s LIKE 'a' ESCAPE 'ab'",
+            "SELECT id FROM q WHERE s < NULL",
+            "SELECT id FROM q WHERE s LIKE 'a' ESCAPE ''",
+            "SELECT id FROM q WHERE 'a' >= s",
+            "SELECT id FROM q WHERE s BETWEEN 'a' AND 'a'",
+            "SELECT id FROM q WHERE s LIKE 'a '",
+            "SELECT id FROM q WHERE c LIKE 'a'",
+            "SELECT MIN(s), MAX(s), COUNT(c) FROM q",
+            "SELECT COUNT(*) FROM q WHERE s > 'a' LIMIT 0",
+            "UPDATE q SET p = 9 WHERE s > 'zzz'",
+            "DELETE FROM q WHERE s < 'a' AND p = 3",
+            "SELECT id, s, p FROM q",
+        ]:
+            compare_outcomes(cur, encrypted, sql, False, sql)

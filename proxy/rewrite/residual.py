@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -119,7 +119,7 @@ def atom(node: exp.Expression, ctx: Ctx, scope: Scope) -> Atom | None:
         node = node.this
     if isinstance(node, exp.Not):
         a = atom(node.this, ctx, scope)
-        return None if a is None else _replace(a, negated=not a.negated)
+        return None if a is None else replace(a, negated=not a.negated)
     found: Atom | None = None
     if type(node) in _RANGE:
         op = _RANGE[type(node)]
@@ -178,12 +178,6 @@ def _like(node: exp.Expression, ctx: Ctx, scope: Scope) -> Atom | None:
             raise Unsupported("ESCAPE other than a quoted character")
         esc_idx = ctx.lit(escape)
     return Atom("like", sc[0], sc[1], lits=(idx, esc_idx), negated=bool(node.args.get("negate")))
-
-
-def _replace(a: Atom, **kw: Any) -> Atom:
-    from dataclasses import replace
-
-    return replace(a, **kw)
 
 
 def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
@@ -327,7 +321,7 @@ def aggregate_select(
         aggs.append((fn, len(readers) - 1, 0))
         columns.append(oc)
     spec = DecoderSpec(columns, readers, database=database, aggregate=aggs)
-    spec.residual = _plan(residuals, ctx, out, readers)
+    spec.residual = add_readers(residuals, ctx, out, readers)
     limit, offset = node.args.get("limit"), node.args.get("offset")
     spec.limit = _limit_index(limit, ctx) if limit is not None else None
     spec.offset = _limit_index(offset, ctx) if offset is not None else None
@@ -346,13 +340,11 @@ def _locks(node: exp.Select, ctx: Ctx) -> list[Segment]:
     return tail
 
 
-def add_readers(residuals: list[Atom], ctx: Ctx, out: Any, readers: list[ReaderSpec]) -> Any:
-    """Hidden readers for the residuals' columns (appended after the visible ones); the
-    plan the decoder binds (DecoderSpec.residual)."""
-    return _plan(residuals, ctx, out, readers)
-
-
-def _plan(residuals: list[Atom], ctx: Ctx, out: Any, readers: list[ReaderSpec]) -> Any:
+def add_readers(
+    residuals: list[Atom], ctx: Ctx, out: Any, readers: list[ReaderSpec]
+) -> tuple[Atom, ...] | None:
+    """Hidden readers for the residuals' columns, appended to `readers` (after the visible
+    ones); the atoms with their positions, for the decoder (DecoderSpec.residual)."""
     from proxy.rewrite.select import column_reader
 
     if not residuals:
@@ -365,7 +357,7 @@ def _plan(residuals: list[Atom], ctx: Ctx, out: Any, readers: list[ReaderSpec]) 
             # read at whatever layer the onion is: no peel for a proxy-side condition
             readers.append(column_reader(ctx, out, a.src, a.col, False))
             seen[key] = len(readers) - 1
-        planned.append(_replace(a, reader=seen[key]))
+        planned.append(replace(a, reader=seen[key]))
     return tuple(planned)
 
 
@@ -541,7 +533,8 @@ def write_template(
             ivs.append((out.add([src.col(a.col.iv_name)]), src.col(a.col.iv_name)))
     # hidden readers after the IVs: the atoms' positions index the readers' values
     readers: list[ReaderSpec] = []
-    atoms = _plan(residuals, ctx, out, readers)
+    atoms = add_readers(residuals, ctx, out, readers)
+    assert atoms is not None
     select: list[Segment] = ["SELECT ", *_select_list(out), " FROM ", table_sql, *where]
     select.append(" FOR UPDATE")
     spec = ResidualWrite(select, readers, atoms, ivs, head, where)
