@@ -184,5 +184,11 @@ def test_edge_cases_against_mariadb(plain: pymysql.Connection, encrypted: Encryp
             "UPDATE q SET p = 9 WHERE s > 'zzz'",
             "DELETE FROM q WHERE s < 'a' AND p = 3",
             "SELECT id, s, p FROM q",
+            # subqueries first, their values then compared here (never sent)
+            "INSERT INTO q2 (k, t) VALUES (1, 'a '), (2, 'apple'), (3, NULL)",
+            "SELECT id FROM q WHERE s < (SELECT MAX(t) FROM q2)",
+            "SELECT id FROM q WHERE s >= ALL (SELECT t FROM q2 WHERE t IS NOT NULL)",
+            "SELECT id FROM q WHERE p IN (SELECT k FROM q2 WHERE t LIKE 'a%')",
+            "SELECT t FROM q2 WHERE t < 'b' UNION SELECT s FROM q WHERE s LIKE 'a_'",
         ]:
             compare_outcomes(cur, encrypted, sql, False, sql)
