@@ -355,8 +355,9 @@ class DecoderSpec:
     limit: int | None = None  # literal index of a LIMIT applied here, not by the backend
     offset: int | None = None
     database: str = ""
-    # Aggregates computed here over the decoded rows: (count* | count | sum | avg, reader
-    # index, AVG's scale) per result column (proxy.rewrite.select.small_aggregates).
+    # Aggregates computed here over the decoded rows: (count* | count | sum | avg | min | max
+    # | min_bin | max_bin, reader index, AVG's scale) per result column
+    # (proxy.rewrite.select.small_aggregates, proxy.rewrite.residual.aggregate_select).
     aggregate: list[tuple[str, int | None, int]] | None = None
     having: Any = None  # proxy.rewrite.having's condition tree, evaluated here
     residual: Any = None  # proxy.rewrite.residual's WHERE conditions, evaluated here
@@ -435,11 +436,10 @@ def _aggregate(aggs: list[tuple[str, int | None, int]], rows: list[tuple[Any, ..
             out.append(len(values))
         elif not values:
             out.append(None)
-        elif fn in ("min", "max", "min_bin", "max_bin", "min_ci", "max_ci"):
+        elif fn in ("min", "max", "min_bin", "max_bin"):  # proxy.rewrite.residual
             # min() / max() keep the first of equal values, as MariaDB's scan does
             pick = min if fn.startswith("min") else max
-            key = bin_key if fn.endswith("_bin") else ci_key if fn.endswith("_ci") else None
-            out.append(pick(values, key=key))
+            out.append(pick(values, key=bin_key if fn.endswith("_bin") else None))
         elif fn == "sum":
             out.append(sum(values))
         else:
@@ -468,8 +468,3 @@ def pad_space_cmp(a: str, b: str) -> int:
 
 
 bin_key = cmp_to_key(pad_space_cmp)  # a sort key for text under a _bin collation
-
-
-def ci_key(v: str) -> str:
-    """The proxy's approximation of a _ci collation (ASCII case folding, trailing spaces)."""
-    return v.rstrip(" ").upper()
