@@ -33,8 +33,9 @@ UNSUPPORTED = [
     "SELECT a + 1 FROM r",
     "SELECT * FROM r WHERE a + 1 = 2",
     "SELECT * FROM r WHERE a = b",
-    "SELECT * FROM r WHERE s < 'm'",
-    "SELECT MAX(s) FROM r",
+    "SELECT * FROM r WHERE s < 'm' OR a = 1",  # s is utf8mb4_bin: alone, the proxy evaluates it
+    "SELECT MAX(s) FROM r GROUP BY a",
+    "UPDATE r SET a = 1 WHERE s < 'm' OR a = 2",
     "SELECT * FROM r WHERE a IN (SELECT a FROM r AS y WHERE y.b = r.b)",  # correlated
     "SELECT * FROM (SELECT a FROM r) AS x",
     "SELECT a, (SELECT MAX(a) FROM r) + 1 FROM r",
@@ -45,7 +46,8 @@ UNSUPPORTED = [
     "SELECT DISTINCT a FROM r GROUP BY a HAVING a > 1",
     "SELECT * FROM r INTERSECT SELECT * FROM r",
     "SELECT a FROM r UNION SELECT a FROM r ORDER BY a + 1",
-    "SELECT * FROM r WHERE w LIKE 'fox%'",
+    "SELECT * FROM r WHERE NOT (w LIKE 'fox%' AND a = 1)",
+    "DELETE FROM r WHERE w LIKE 'fox%' LIMIT 1",
     "SELECT * FROM r ORDER BY 1",
     "INSERT INTO r (p) SELECT a FROM r",  # an encrypted value into a plain column
     "INSERT INTO r (a) VALUES (1) ON DUPLICATE KEY UPDATE a = a + 2",

@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cmp_to_key
 from typing import Any
 
 from onion import InvalidCiphertext
@@ -217,7 +218,7 @@ def min_max_out(col: Column, name: str) -> OutCol:
     dates, as MariaDB describes them."""
     oc = column_out(col, name, "")
     text = col.kind == Kind.STRING
-    flags = (0 if text else BINARY_FLAG) | (oc.flags & UNSIGNED_FLAG)
+    flags = (0 if text else BINARY_FLAG) | (oc.flags & (UNSIGNED_FLAG | BINARY_FLAG))
     decimals = NOT_FIXED_DEC if text else oc.decimals
     return replace(
         oc, flags=flags, decimals=decimals, table="", org_name="", org_table="", expression=True
@@ -241,7 +242,7 @@ def decimal_out(name: str, precision: int, scale: int) -> OutCol:
 class ReaderSpec:
     """A reader to build at bind time, once the column's cipher objects are at hand."""
 
-    kind: str  # eq_rnd det ord_rnd ope hom avg plain int decimal raw fixed
+    kind: str  # eq_rnd det ord_rnd ope hom avg plain int decimal raw fixed present
     pos: tuple[int, ...]
     ref: tuple[int, int, Column] | None = None  # (database id, table id, column)
     scale: int = 0
@@ -255,6 +256,9 @@ class ReaderSpec:
         if kind == "plain":
             assert self.ref is not None
             return _plain_reader(pos[0], self.ref[2])
+        if kind == "present":  # COUNT(c) in the proxy: only whether the onion is NULL
+            i = pos[0]
+            return lambda row: None if row[i] is None else 1
         if kind in ("int", "decimal", "raw"):
             i = pos[0]
             conv = {"int": _to_int, "decimal": _to_decimal, "raw": _to_text}[kind]
@@ -351,10 +355,12 @@ class DecoderSpec:
     limit: int | None = None  # literal index of a LIMIT applied here, not by the backend
     offset: int | None = None
     database: str = ""
-    # Aggregates computed here over the decoded rows: (count* | count | sum | avg, reader
-    # index, AVG's scale) per result column (proxy.rewrite.select.small_aggregates).
+    # Aggregates computed here over the decoded rows: (count* | count | sum | avg | min | max
+    # | min_bin | max_bin, reader index, AVG's scale) per result column
+    # (proxy.rewrite.select.small_aggregates, proxy.rewrite.residual.aggregate_select).
     aggregate: list[tuple[str, int | None, int]] | None = None
     having: Any = None  # proxy.rewrite.having's condition tree, evaluated here
+    residual: Any = None  # proxy.rewrite.residual's WHERE conditions, evaluated here
 
     def bind(self, crypto: Crypto, lits: Sequence[Any]) -> Decoder:
         limit = int(lits[self.limit].value) if self.limit is not None else None
@@ -364,6 +370,10 @@ class DecoderSpec:
             from proxy.rewrite.having import bind_having
 
             keep = bind_having(self.having, lits)
+        if self.residual is not None:
+            from proxy.rewrite.residual import bind_residual
+
+            keep = bind_residual(self.residual, lits, keep)
         decoder = Decoder(
             self.columns,
             [r.make(crypto) for r in self.readers],
@@ -397,7 +407,7 @@ class Decoder:
         if self.keep is not None:
             out = [row for row in out if self.keep(row)]
         if self.aggregate is not None:
-            return [_aggregate(self.aggregate, out)]
+            out = [_aggregate(self.aggregate, out)]  # (a LIMIT / OFFSET still applies)
         if self.sort:
             for key in reversed(self.sort):
                 out.sort(key=_sort_key(key), reverse=key.desc)
@@ -426,6 +436,10 @@ def _aggregate(aggs: list[tuple[str, int | None, int]], rows: list[tuple[Any, ..
             out.append(len(values))
         elif not values:
             out.append(None)
+        elif fn in ("min", "max", "min_bin", "max_bin"):  # proxy.rewrite.residual
+            # min() / max() keep the first of equal values, as MariaDB's scan does
+            pick = min if fn.startswith("min") else max
+            out.append(pick(values, key=bin_key if fn.endswith("_bin") else None))
         elif fn == "sum":
             out.append(sum(values))
         else:
@@ -441,5 +455,16 @@ def _sort_key(key: SortKey) -> Callable[[tuple[Any, ...]], Any]:
             row[i].rstrip(" ").upper() if row[i] is not None else "",
         )
     if key.text == "bin":
-        return lambda row: (row[i] is not None, row[i].rstrip(" ") if row[i] is not None else "")
+        return lambda row: (row[i] is not None, bin_key(row[i]) if row[i] is not None else "")
     return lambda row: (row[i] is not None, row[i] if row[i] is not None else 0)
+
+
+def pad_space_cmp(a: str, b: str) -> int:
+    """utf8mb4_bin's comparison: code points, the shorter string padded with spaces (PAD
+    SPACE), so 'a ' = 'a' and 'a\\t' < 'a'. -1, 0 or 1."""
+    n = max(len(a), len(b))
+    x, y = a.ljust(n), b.ljust(n)
+    return (x > y) - (x < y)
+
+
+bin_key = cmp_to_key(pad_space_cmp)  # a sort key for text under a _bin collation

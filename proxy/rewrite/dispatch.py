@@ -41,6 +41,7 @@ from proxy.rewrite.plan import (
     UnionOf,
     write_guards,
 )
+from proxy.rewrite.residual import checks_hold
 from proxy.rewrite.resolve import Ctx
 from proxy.rewrite.select import select
 from proxy.rewrite.show import handles, show
@@ -93,6 +94,10 @@ class Rewriter:
         sc = scan(sql)
         key = (schema.token, database, current_read, sc.shape)
         template = self._cache.get(key)
+        if template is not None and template.lit_checks and not checks_hold(
+            template.lit_checks, sc.lits
+        ):
+            template = None  # a LIKE pattern of this statement is decided otherwise
         if template is not None:
             self.hits += 1
             self._cache.move_to_end(key)
@@ -183,6 +188,7 @@ class Rewriter:
         if ctx.peels:
             return PeelFirst(list(ctx.peels)), lits, False
         template.guards = _guards(template)
+        template.lit_checks = tuple(dict.fromkeys(ctx.checks))
         cacheable = mapped and type(node) in HANDLERS and ctx.used == set(lit_index.values())
         return template, lits, cacheable
 
@@ -193,6 +199,8 @@ def _guards(template: Template) -> tuple[Guard, ...]:
     rmw = template.rmw
     if rmw is None:
         return write_guards(segments)
+    if hasattr(rmw, "write_guards"):  # proxy.rewrite.residual.ResidualWrite
+        return tuple(rmw.write_guards())
     dbid, tid, col = rmw.ref
     own = [(dbid, tid, col.id, o) for o in ("eq", "ord") if col.onions.get(o) == "rnd"]
     return tuple(dict.fromkeys([*own, *write_guards(rmw.others)]))

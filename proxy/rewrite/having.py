@@ -218,9 +218,11 @@ def _kind(o: Operand) -> str:
     return {Kind.STRING: "text", Kind.DATE: "date", Kind.DATETIME: "datetime"}[Kind(k)]
 
 
-def _text_key(col: Column) -> Callable[[str], str]:
+def _text_key(col: Column) -> Callable[[str], Any]:
     if col.binary_collation():
-        return lambda v: v.rstrip(" ")
+        from proxy.rewrite.decode import bin_key
+
+        return bin_key  # PAD SPACE: 'a\t' < 'a' (a stripped 'a\t' would sort after 'a')
     return lambda v: v.rstrip(" ").upper()
 
 

@@ -381,6 +381,9 @@ class Template:
     guards: tuple[Guard, ...] = ()
     small: list[Segment] | None = None
     small_decoder: DecoderSpec | None = None
+    # LIKE patterns decided by their value (Search onion or proxy.rewrite.residual): a
+    # statement of the same shape whose patterns decide otherwise is planned again
+    lit_checks: tuple[tuple[int, bool], ...] = ()
 
     def bind(self, lits: Sequence[Lit], crypto: Crypto) -> Plan:
         if self.pass_through:

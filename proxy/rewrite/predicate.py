@@ -199,6 +199,9 @@ def _is_null(node: exp.Expression, ctx: Ctx, scope: Scope, where: str) -> list[S
 
 
 def _like(node: exp.Like, ctx: Ctx, scope: Scope, where: str) -> list[Segment]:
+    if node.args.get("negate"):  # sqlglot parses `x NOT LIKE p` as LIKE with negate set
+        return ["(NOT ", *_like(exp.Like(this=node.this, expression=node.expression), ctx,
+                                scope, where), ")"]  # fmt: skip
     kind, src, col = _operand(node.this, ctx, scope, where)
     pattern = node.expression
     if kind != "col" or not isinstance(pattern, exp.Literal) or not pattern.is_string:

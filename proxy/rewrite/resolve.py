@@ -39,6 +39,8 @@ class Ctx:
     used: set[int] = field(default_factory=set)  # literal indexes bound through slots
     current_read: bool = False  # SELECTs read the latest rows (LOCK IN SHARE MODE)
     sql: str = ""  # the statement as written, if given: result column names are taken from it
+    # (literal index, is a '%word%' pattern): LIKE decisions the shape cache must re-check
+    checks: list[tuple[int, bool]] = field(default_factory=list)
 
     def lit(self, node: exp.Expression) -> int:
         try:
@@ -114,7 +116,11 @@ def need(ctx: Ctx, src: Source, col: Column, operation: str) -> tuple[str, str]:
     if operation == "equality" and col.kind == Kind.STRING:
         options = options[:1]  # OPE of text orders by an 8-byte prefix: not equality
     if operation == "order" and col.kind == Kind.STRING:
-        raise Unsupported(f"range comparison on encrypted text column {src.table.name}.{col.name}")
+        raise Unsupported(
+            f"range comparison on encrypted text column {src.table.name}.{col.name} (the proxy"
+            " evaluates it only as a top-level AND condition of a SELECT's WHERE, on a"
+            " utf8mb4_bin column)"
+        )
     present = [(o, layer) for o, layer in options if o in col.onions]
     if not present:
         onions = ",".join(col.onions)

@@ -26,6 +26,7 @@ from typing import Any
 from sqlglot import exp
 
 from onion.encoding import Kind
+from proxy.rewrite import residual
 from proxy.rewrite.decode import (
     DecoderSpec,
     OutCol,
@@ -278,6 +279,19 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             group_cols.append(scope.column(g, "group statement"))
     grouped = group is not None or any(isinstance(e, AGGREGATES) for e, _ in items)
     det_only = grouped or distinct is not None
+    # ---- residual conditions, evaluated in the proxy (proxy.rewrite.residual) ----
+    where = node.args.get("where")
+    server_conds, residuals = residual.split_where(
+        where.this if where is not None else None, ctx, scope
+    )
+    if residuals:
+        residual.check_grouping(node)
+    if grouped and (residuals or residual.text_min_max(items, scope)):
+        where_sql = residual.server_where(server_conds, ctx, scope)
+        return residual.aggregate_select(
+            node, ctx, scope, items, from_sql, where_sql, residuals, db.name
+        )
+    # ---- end residual ----
     out = _Out()
     readers: list[ReaderSpec] = []
     for e, name in items:
@@ -304,9 +318,10 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
     sql: list[Segment] = ["SELECT DISTINCT " if distinct is not None else "SELECT "]
     select_at = len(sql)
     tail: list[Segment] = [" FROM ", *from_sql]
-    where = node.args.get("where")
     where_sql: list[Segment] = []
-    if where is not None:
+    if residuals:  # the server's conjuncts only; the residuals' columns read as hidden items
+        where_sql = residual.server_where(server_conds, ctx, scope)
+    elif where is not None:
         where_sql = [" WHERE ", *predicate(where.this, ctx=ctx, scope=scope)]
     tail += where_sql
     if group_cols:
@@ -317,13 +332,14 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             parts.append(s.col(c.plain_name if c.plain else c.onion_name("eq")))
         tail.append(" GROUP BY " + ", ".join(parts))
     spec = DecoderSpec(out.columns, readers, database=db.name)
+    spec.residual = residual.add_readers(residuals, ctx, out, readers)
     having = node.args.get("having")
     if having is not None:
         spec.having = _having(having.this, ctx, scope, out, spec, items, group_cols, grouped)
         if distinct is not None:
             raise Unsupported("HAVING with DISTINCT")
     tail += _order_and_limit(
-        node, ctx, scope, out, spec, det_only, items, in_proxy=having is not None
+        node, ctx, scope, out, spec, det_only, items, in_proxy=having is not None or bool(residuals)
     )
     locks = node.args.get("locks") or []
     for lock in locks:

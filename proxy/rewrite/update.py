@@ -22,6 +22,7 @@ from typing import Any
 from sqlglot import exp
 
 from onion import new_iv
+from proxy.rewrite import residual
 from proxy.rewrite.errors import Unsupported, out_of_range
 from proxy.rewrite.insert import default_values, null_values, onion_values, only
 from proxy.rewrite.literals import _number, column_value
@@ -92,6 +93,10 @@ def delete(node: exp.Delete, *, ctx: Ctx) -> Template:
     sql: list[Segment] = ["DELETE FROM ", backend_table(src.db, src.table, ctx)]
     where = node.args.get("where")
     if where is not None:
+        # conditions the proxy evaluates (proxy.rewrite.residual): the matching rows first
+        server, residuals = residual.split_where(where.this, ctx, scope)
+        if residuals:
+            return residual.write_template(node, ctx, src, sql[1], server, residuals, sql)
         sql += [" WHERE ", *predicate(where.this, ctx=ctx, scope=scope)]
     return Template(segments=sql + _order_limit(node, ctx, scope))
 
@@ -146,8 +151,18 @@ def update(node: exp.Update, *, ctx: Ctx) -> Template:
             sets.append(", ")
         sets += segs
     where = node.args.get("where")
-    cond = predicate(where.this, ctx=ctx, scope=scope) if where is not None else None
     table_sql = backend_table(src.db, src.table, ctx)
+    if where is not None:
+        # conditions the proxy evaluates (proxy.rewrite.residual): the matching rows first
+        server, residuals = residual.split_where(where.this, ctx, scope)
+        if residuals:
+            if rmw is not None:
+                raise Unsupported(
+                    "an increment of an encrypted column with a condition the proxy evaluates"
+                )
+            head: list[Segment] = ["UPDATE ", table_sql, " SET ", *sets]
+            return residual.write_template(node, ctx, src, table_sql, server, residuals, head)
+    cond = predicate(where.this, ctx=ctx, scope=scope) if where is not None else None
     if rmw is not None:
         if node.args.get("order") or node.args.get("limit"):
             raise Unsupported("ORDER BY / LIMIT with an increment of an encrypted column")
