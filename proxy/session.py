@@ -106,11 +106,9 @@ class Session:
                     if not isinstance(plan, PeelFirst | PassThrough | SubqueriesFirst) and not (
                         isinstance(plan, Execute) and plan.ops
                     ):
-                        try:
-                            await self._run(client, plan, utf8)
-                        except execute.StaleLayers:
-                            continue  # another proxy peeled since: recorded, plan again
-                        return
+                        if await self._run(client, plan, utf8):
+                            return
+                        continue  # another proxy peeled since: recorded, plan again
             else:
                 plan = self._plan(cat, sql)
             if isinstance(plan, PassThrough):
@@ -132,29 +130,31 @@ class Session:
             if isinstance(plan, UnionOf):  # branches combined here (proxy.unions)
                 await unions.run(self, client, cat, plan)
                 return
-            try:
-                await self._run(client, plan, utf8)
-            except execute.StaleLayers:
-                continue
-            return
+            if await self._run(client, plan, utf8):
+                return
         raise MysqlError(1105, "HY000", "cryptdb: onion adjustments did not settle; retry")
 
-    async def _run(self, client: PacketStream, plan: Plan, utf8: bool) -> None:
-        """An Execute without schema ops, a ReadModifyWrite or an Evaluate."""
+    async def _run(self, client: PacketStream, plan: Plan, utf8: bool) -> bool:
+        """An Execute without schema ops, a ReadModifyWrite or an Evaluate; False (nothing
+        sent to the client) when a write's guards found a peel made since it was planned."""
         assert self.catalog is not None
         await self._check_session(utf8)
         token = self.catalog.schema.token
         in_trans = self.status & execute.STATUS_IN_TRANS
-        if isinstance(plan, ReadModifyWrite):
-            await execute.read_modify_write(self, client, plan)
-        elif isinstance(plan, Execute) and plan.guards:
-            await execute.guarded_write(self, client, plan)
-        elif isinstance(plan, Evaluate):
-            await execute.evaluate(self, client, plan)
-        else:
-            assert isinstance(plan, Execute)
-            await execute.execute(self, client, plan)
+        try:
+            if isinstance(plan, ReadModifyWrite):
+                await execute.read_modify_write(self, client, plan)
+            elif isinstance(plan, Execute) and plan.guards:
+                await execute.guarded_write(self, client, plan)
+            elif isinstance(plan, Evaluate):
+                await execute.evaluate(self, client, plan)
+            else:
+                assert isinstance(plan, Execute)
+                await execute.execute(self, client, plan)
+        except execute.StaleLayers:
+            return False
         self.state.after_statement(self.status, in_trans, token)
+        return True
 
     def _plan(self, cat: Catalog, sql: str) -> Plan:
         try:

@@ -54,12 +54,6 @@ class SessionState:
         self.tx_token = None
         self.settings_checked = False
 
-    def may_change_schema(self, sql: str) -> bool:
-        return first_word(sql) in SCHEMA_CHANGING
-
-    def may_write(self, sql: str) -> bool:
-        return first_word(sql) in WRITING
-
     def current_read(self, status: int, token: str) -> bool:
         """Inside a transaction begun before the schema last changed (a peel), consistent
         reads see a snapshot with the outer layers: read the latest rows instead."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.protocol.errors import MysqlError
-from proxy.session_state import SessionState, first_word
+from proxy.session_state import SCHEMA_CHANGING, WRITING, SessionState, first_word
 
 IN_TRANS, AUTOCOMMIT = 0x0001, 0x0002
 
@@ -25,11 +25,11 @@ def test_first_word(sql: str, word: str) -> None:
     assert first_word(sql) == word
 
 
-def test_schema_changing_statements() -> None:
-    s = SessionState()
-    assert s.may_change_schema("CREATE TABLE t (a INT)")
-    assert s.may_change_schema("/* x */ alter table t add column b int")
-    assert not s.may_change_schema("SELECT * FROM t")
+def test_schema_changing_and_writing_statements() -> None:
+    assert first_word("CREATE TABLE t (a INT)") in SCHEMA_CHANGING
+    assert first_word("/* x */ alter table t add column b int") in SCHEMA_CHANGING
+    assert first_word("SELECT * FROM t") not in SCHEMA_CHANGING | WRITING
+    assert first_word(" replace INTO t VALUES (1)") in WRITING
 
 
 def test_transaction_token_and_current_read() -> None:

@@ -213,6 +213,14 @@ def constant_out(name: str, value: Any, text: str = "") -> OutCol:
     )
 
 
+def sum_out(col: Column, name: str, avg: bool) -> OutCol:
+    """MariaDB's SUM is DECIMAL(p + 22, s), AVG DECIMAL(p + 4, s + 4) (div_precision_increment),
+    p the argument's precision (digits for integers)."""
+    digits = col.precision if col.kind == Kind.DECIMAL else int_digits(col)
+    scale = min(col.scale + 4, 38) if avg else col.scale
+    return decimal_out(name, min(65, digits + (4 if avg else 22)), scale)
+
+
 def min_max_out(col: Column, name: str) -> OutCol:
     """MIN(c) / MAX(c): c's type, nullable (no rows: NULL), no table, BINARY for numbers and
     dates, as MariaDB describes them."""

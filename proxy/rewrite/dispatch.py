@@ -21,7 +21,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokens import TokenType
 
 from proxy.rewrite.alter import alter_table, create_index, drop_index
 from proxy.rewrite.context import Crypto
@@ -132,8 +132,9 @@ class Rewriter:
     ) -> tuple[Template | PeelFirst | Evaluate | SubqueriesFirst | UnionOf, list[Lit], bool]:
         passthrough = Template(pass_through=True)
         try:
-            trees = [t for t in sqlglot.parse(_replace_as_insert(sql), read="mysql") if t]
-            if len(trees) == 1 and isinstance(trees[0], exp.Insert) and _is_replace(sql):
+            text, replace = _replace_as_insert(sql)
+            trees = [t for t in sqlglot.parse(text, read="mysql") if t]
+            if replace and len(trees) == 1 and isinstance(trees[0], exp.Insert):
                 trees[0].set("alternative", "REPLACE")
         except SqlglotError:
             if self._mentions(schema, sc.shape) or mentions_infoschema(schema, sc.shape):
@@ -196,41 +197,25 @@ class Rewriter:
 def _guards(template: Template) -> tuple[Guard, ...]:
     """The RND-layer onions a write stores (proxy.rewrite.plan.write_guards)."""
     segments = list(template.segments or [])
-    rmw = template.rmw
-    if rmw is None:
-        return write_guards(segments)
-    if hasattr(rmw, "write_guards"):  # proxy.rewrite.residual.ResidualWrite
-        return tuple(rmw.write_guards())
-    dbid, tid, col = rmw.ref
-    own = [(dbid, tid, col.id, o) for o in ("eq", "ord") if col.onions.get(o) == "rnd"]
-    return tuple(dict.fromkeys([*own, *write_guards(rmw.others)]))
+    rmw = template.rmw  # update.RmwSpec or residual.ResidualWrite
+    return write_guards(segments) if rmw is None else tuple(rmw.write_guards())
 
 
-def _is_replace(sql: str) -> bool:
-    tokens = _first_tokens(sql)
-    return bool(tokens) and tokens[0].token_type == TokenType.REPLACE
-
-
-def _replace_as_insert(sql: str) -> str:
-    """sqlglot's MySQL tokenizer takes REPLACE for a command and the rest of the statement
-    for one string. REPLACE INTO has INSERT INTO's syntax: parse it as that, with the
-    keyword overwritten in place ("INSERT " has REPLACE's length, so every other token, and
-    every literal the shape cache located, keeps its offset)."""
-    tokens = _first_tokens(sql)
-    if not tokens or tokens[0].token_type != TokenType.REPLACE:
-        return sql
-    start = tokens[0].start
-    return sql[:start] + "INSERT " + sql[start + len("REPLACE") :]
-
-
-def _first_tokens(sql: str) -> list[Token]:
-    head = sql.lstrip()[:7].upper()
-    if head != "REPLACE":
-        return []
+def _replace_as_insert(sql: str) -> tuple[str, bool]:
+    """(text to parse, whether it is a REPLACE). sqlglot's MySQL tokenizer takes REPLACE for
+    a command and the rest of the statement for one string. REPLACE INTO has INSERT INTO's
+    syntax: parse it as that, with the keyword overwritten in place ("INSERT " has REPLACE's
+    length, so every other token, and every literal the shape cache located, keeps its
+    offset)."""
+    if sql.lstrip()[:7].upper() != "REPLACE":
+        return sql, False
     try:
-        return _MYSQL.tokenize(sql)[:1]
-    except SqlglotError:
-        return []
+        first = _MYSQL.tokenize(sql)[0]
+    except (SqlglotError, IndexError):
+        return sql, False
+    if first.token_type != TokenType.REPLACE:
+        return sql, False
+    return sql[: first.start] + "INSERT " + sql[first.start + len("REPLACE") :], True
 
 
 def _touches(node: exp.Expression, schema: Schema, database: str | None) -> bool:

@@ -30,18 +30,9 @@ from sqlglot import exp
 from onion.encoding import Kind
 from proxy.rewrite.errors import UnknownColumn, Unsupported, bad_constant
 from proxy.rewrite.literals import Lit, column_value
+from proxy.rewrite.predicate import COMPARISONS
 from proxy.rewrite.resolve import Ctx, Scope, Source, constant, is_null
 from proxy.schema import Column
-
-_OPS: dict[type[exp.Expression], str] = {
-    exp.EQ: "=",
-    exp.NEQ: "<>",
-    exp.NullSafeEQ: "<=>",
-    exp.LT: "<",
-    exp.LTE: "<=",
-    exp.GT: ">",
-    exp.GTE: ">=",
-}
 
 
 @dataclass(frozen=True)
@@ -107,7 +98,7 @@ def plan_having(
             return ("and" if isinstance(e, exp.And) else "or", walk(e.this), walk(e.expression))
         if isinstance(e, exp.Not):
             return ("not", walk(e.this))
-        op = _OPS.get(type(e))
+        op = COMPARISONS.get(type(e))
         if op is not None:
             return ("cmp", op, operand(e.this), operand(e.expression))
         if isinstance(e, exp.In):

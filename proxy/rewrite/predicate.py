@@ -22,7 +22,9 @@ from proxy.rewrite.plan import Enc, RawLit, Segment
 from proxy.rewrite.resolve import Ctx, Scope, Source, constant, is_null, need
 from proxy.schema import Column
 
-_OPS: dict[type[exp.Expression], str] = {
+# The comparison operators, by node type, and each one with its operands swapped: shared by
+# the server-side rewrite here and the proxy-side evaluators (having, residual, subquery).
+COMPARISONS: dict[type[exp.Expression], str] = {
     exp.EQ: "=",
     exp.NEQ: "<>",
     exp.NullSafeEQ: "<=>",
@@ -31,7 +33,7 @@ _OPS: dict[type[exp.Expression], str] = {
     exp.GT: ">",
     exp.GTE: ">=",
 }
-_FLIP = {"=": "=", "<>": "<>", "<=>": "<=>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+FLIP = {"=": "=", "<>": "<>", "<=>": "<=>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _EQUALITY = ("=", "<>", "<=>")
 
 Operand = tuple[str, object, object]  # ("col", Source, Column) | ("const", idx, neg) | ("null",..)
@@ -55,7 +57,7 @@ def predicate(
         return predicate(node.this, ctx=ctx, scope=scope, where=where)
     if isinstance(node, exp.Boolean):
         return ["TRUE" if node.this else "FALSE"]
-    op = _OPS.get(type(node))
+    op = COMPARISONS.get(type(node))
     if op is not None:
         return _compare(op, node.this, node.expression, ctx, scope, where)
     if isinstance(node, exp.In):
@@ -95,7 +97,7 @@ def _compare(
 ) -> list[Segment]:
     a, b = _operand(left, ctx, scope, where), _operand(right, ctx, scope, where)
     if a[0] != "col" and b[0] == "col":
-        a, b, op = b, a, _FLIP[op]
+        a, b, op = b, a, FLIP[op]
     if a[0] != "col":
         if a[0] == b[0] == "const":  # WHERE 1 = 1, as ORMs write: no column data involved
             return [RawLit(a[1], a[2]), f" {op} ", RawLit(b[1], b[2])]  # type: ignore[arg-type]

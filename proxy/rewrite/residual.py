@@ -45,20 +45,18 @@ from proxy.rewrite.decode import (
     OutCol,
     ReaderSpec,
     count_out,
-    decimal_out,
-    int_digits,
     min_max_out,
     pad_space_cmp,
+    sum_out,
 )
 from proxy.rewrite.errors import Unsupported, bad_constant
 from proxy.rewrite.literals import Lit, column_value
 from proxy.rewrite.plan import Segment, Template
-from proxy.rewrite.predicate import predicate
+from proxy.rewrite.predicate import FLIP, predicate
 from proxy.rewrite.resolve import Ctx, Scope, Source, constant
 from proxy.schema import Column
 
 _RANGE: dict[type[exp.Expression], str] = {exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
-_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
 @dataclass(frozen=True)
@@ -126,7 +124,7 @@ def atom(node: exp.Expression, ctx: Ctx, scope: Scope) -> Atom | None:
         left, right = node.this, node.expression
         sc = _text_column(left, scope)
         if sc is None and (sc := _text_column(right, scope)) is not None:
-            left, right, op = right, left, _FLIP[op]
+            left, right, op = right, left, FLIP[op]
         if sc is not None:
             i = _string_literal(right, sc[1], ctx)
             if i is not None:
@@ -301,9 +299,7 @@ def aggregate_select(
             if col.kind not in (Kind.INT, Kind.UINT, Kind.DECIMAL):
                 raise Unsupported(f"{e.key.upper()} of a non-numeric column")
             avg = isinstance(e, exp.Avg)
-            digits = col.precision if col.kind == Kind.DECIMAL else int_digits(col)
-            scale = min(col.scale + 4, 38) if avg else col.scale
-            columns.append(decimal_out(name, min(65, digits + (4 if avg else 22)), scale))
+            columns.append(sum_out(col, name, avg))
             readers.append(column_reader(ctx, out, src, col, False))
             aggs.append(("avg" if avg else "sum", len(readers) - 1, min(col.scale + 4, 38)))
             continue

@@ -35,9 +35,8 @@ from proxy.rewrite.decode import (
     column_out,
     constant_out,
     count_out,
-    decimal_out,
-    int_digits,
     min_max_out,
+    sum_out,
 )
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.insert import only
@@ -134,10 +133,8 @@ def aggregate(
         if col.kind not in (Kind.INT, Kind.UINT, Kind.DECIMAL):
             raise Unsupported(f"{e.key.upper()} of a non-numeric column")
         avg = isinstance(e, exp.Avg)
-        digits = col.precision if col.kind == Kind.DECIMAL else int_digits(col)
-        # MariaDB: SUM is DECIMAL(p + 22, s), AVG DECIMAL(p + 4, s + 4) (div_precision_increment)
         scale = min(col.scale + 4, 38) if avg else col.scale
-        oc = decimal_out(name, min(65, digits + (4 if avg else 22)), scale)
+        oc = sum_out(col, name, avg)
         if col.plain:
             fn = "AVG(" if avg else "SUM("
             return ReaderSpec("decimal", (out.add([fn, src.col(col.plain_name), ")"]),)), oc

@@ -53,16 +53,12 @@ from proxy.rewrite.decode import (
 )
 from proxy.rewrite.errors import ER_NOT_SUPPORTED_YET, UnknownColumn, Unsupported
 from proxy.rewrite.plan import Execute, SubqueriesFirst
+from proxy.rewrite.predicate import COMPARISONS, FLIP
 from proxy.rewrite.resolve import Ctx
 from proxy.schema import Column, Table
 
 MAX_IN_VALUES = 10_000
-_COMPARE = (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.LT, exp.LTE, exp.GT, exp.GTE)
-_OP_TEXT: dict[type[exp.Expression], str] = {
-    exp.EQ: "=", exp.NEQ: "<>", exp.NullSafeEQ: "<=>", exp.LT: "<", exp.LTE: "<=",
-    exp.GT: ">", exp.GTE: ">=",
-}  # fmt: skip
-_FLIP = {"=": "=", "<>": "<>", "<=>": "<=>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_COMPARE = tuple(COMPARISONS)
 _SUBQUERY = (exp.Subquery, exp.Exists, exp.Any, exp.All)
 
 # MySQL column types whose text-protocol values are numbers (include/mysql_com.h).
@@ -123,7 +119,7 @@ def _classify(sq: exp.Expression, node: exp.Expression) -> _Use:
             raise Unsupported("ANY / ALL / SOME in this position")
         _in_where(sq, node, "ANY / ALL / SOME")
         kind = "any" if isinstance(sq, exp.Any) else "all"
-        return _Use(kind, _target(parent.this), _OP_TEXT[type(parent)])
+        return _Use(kind, _target(parent.this), COMPARISONS[type(parent)])
     if isinstance(parent, exp.From | exp.Join):
         raise Unsupported("subqueries in FROM (derived tables)")
     if isinstance(parent, exp.Any | exp.All):
@@ -136,8 +132,8 @@ def _classify(sq: exp.Expression, node: exp.Expression) -> _Use:
         if isinstance(node, exp.Update) and parent.parent is node:
             return _Use("scalar", _target(other))  # SET c = (SELECT ...)
         _in_where(sq, node, "a scalar subquery")
-        op = _OP_TEXT[type(parent)]
-        return _Use("scalar", _target(other), _FLIP[op] if parent.this is top else op)
+        op = COMPARISONS[type(parent)]
+        return _Use("scalar", _target(other), FLIP[op] if parent.this is top else op)
     if isinstance(node, exp.Select) and isinstance(sq, exp.Subquery):
         item = sq.parent if isinstance(sq.parent, exp.Alias) else sq
         if item.parent is node and item.arg_key == "expressions":
@@ -335,7 +331,7 @@ def _row_operand(sq: exp.Expression, node: exp.Expression) -> MysqlError:
     elif isinstance(parent, _COMPARE) and not (
         isinstance(node, exp.Update) and parent.parent is node
     ):
-        op = _OP_TEXT[type(parent)]
+        op = COMPARISONS[type(parent)]
         return MysqlError(
             4078, "HY000", f"Illegal parameter data types and row for operation '{op}'"
         )
@@ -475,7 +471,7 @@ def _quantified(t: exp.Column, use: _Use, values: list[Any]) -> exp.Expression:
     def cmp(v: Any) -> exp.Expression:
         if use.col is not None and not _exact(use.col, v):
             return exp.paren(_inexact(t.copy(), use.col, op, v))
-        kind = {v2: k for k, v2 in _OP_TEXT.items()}[op]
+        kind = {v2: k for k, v2 in COMPARISONS.items()}[op]
         return kind(this=t.copy(), expression=_literal(v))
 
     if op in ("=", "<>") or any(isinstance(v, str) for v in known):

@@ -30,12 +30,14 @@ from proxy.rewrite.plan import (
     Binder,
     ColRef,
     Enc,
+    Guard,
     RawLit,
     ReadModifyWrite,
     Segment,
     Template,
     hexlit,
     quote_ident,
+    write_guards,
 )
 from proxy.rewrite.predicate import predicate
 from proxy.rewrite.resolve import (
@@ -226,6 +228,13 @@ class RmwSpec:
     table_sql: str
     others: list[Segment]
     cond: list[Segment] | None
+
+    def write_guards(self) -> tuple[Guard, ...]:
+        """The column's own Eq / Ord onions still at RND (rewritten under fresh IVs) and
+        those the other SET items store."""
+        dbid, tid, col = self.ref
+        own = [(dbid, tid, col.id, o) for o in ("eq", "ord") if col.onions.get(o) == "rnd"]
+        return tuple(dict.fromkeys([*own, *write_guards(self.others)]))
 
     def bind(self, b: Binder) -> ReadModifyWrite:
         select_sql = b.render(self.select)
