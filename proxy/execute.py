@@ -104,17 +104,22 @@ class ResultSet:
         self.definitions = definitions or []  # raw packets (Evaluate reads them)
 
 
-async def read_result(session: Session, client: PacketStream, sql: str) -> ResultSet | None:
-    """Run `sql`; the rows of its result set, or None after relaying an OK/ERR reply."""
+async def read_result(
+    session: Session, client: PacketStream | None, sql: str
+) -> ResultSet | None:
+    """Run `sql`; the rows of its result set, or None after relaying an OK/ERR reply to the
+    client. Without a client (a statement the proxy runs for itself): an ERR raises
+    BackendError, an OK is an empty result."""
     backend = session.backend
     backend.send(bytes((COM_QUERY,)) + sql.encode("utf-8"))
     first = await backend.read()
     if first[0] == 0xFF:
-        client.write(first)
-        return None
+        return _answer_err(client, first)
     if first[0] == 0x00:  # no result set (not expected from a planned SELECT)
-        client.write(first)
         session.status = parse_ok(first).status
+        if client is None:
+            return ResultSet([], session.status, 0)
+        client.write(first)
         return None
     count, _ = read_lenenc_int(first, 0)
     count = count or 0
@@ -129,9 +134,14 @@ async def read_result(session: Session, client: PacketStream, sql: str) -> Resul
             warnings, status = parse_eof(pkt)
             return ResultSet(rows, status, warnings, definitions)
         if pkt[0] == 0xFF:
-            client.write(pkt)
-            return None
+            return _answer_err(client, pkt)
         rows.append(parse_text_row(pkt, count))
+
+
+def _answer_err(client: PacketStream | None, err: bytes) -> None:
+    if client is None:
+        raise BackendError(*parse_err(err))
+    client.write(err)
 
 
 def decode(decoder: Decoder, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
@@ -217,12 +227,16 @@ async def execute(session: Session, client: PacketStream, plan: Execute) -> bool
     return True
 
 
-def _own_transaction(session: Session) -> bool:
+def own_transaction(session: Session) -> bool:
     """No transaction open and autocommit on: a statement needing one gets BEGIN ... COMMIT."""
     return not session.status & STATUS_IN_TRANS and bool(session.status & STATUS_AUTOCOMMIT)
 
 
-async def _end(session: Session, commit: bool) -> None:
+async def begin(session: Session) -> None:
+    session.status = parse_ok(await session.backend.simple_command(COM_QUERY, b"BEGIN")).status
+
+
+async def end(session: Session, commit: bool) -> None:
     reply = await session.backend.simple_command(COM_QUERY, b"COMMIT" if commit else b"ROLLBACK")
     if reply[0] == 0xFF:
         raise BackendError(*parse_err(reply))
@@ -234,26 +248,26 @@ async def guarded_write(session: Session, client: PacketStream, plan: Execute) -
     write until its transaction ends (the client's, or BEGIN ... COMMIT of our own)."""
     assert plan.sql is not None and plan.decoder is None
     backend = session.backend
-    own = _own_transaction(session)
+    own = own_transaction(session)
     if not own:
         await hold_layers(session, plan.guards)
         await execute(session, client, plan)
         return
-    session.status = parse_ok(await backend.simple_command(COM_QUERY, b"BEGIN")).status
+    await begin(session)
     reply = b""
     try:
         await hold_layers(session, plan.guards)
         backend.send(bytes((COM_QUERY,)) + plan.sql.encode("utf-8"))
         reply = await backend.read()
     finally:
-        await _end(session, commit=reply[:1] == b"\x00")
+        await end(session, commit=reply[:1] == b"\x00")
     if reply[0] != 0x00:
         client.write(reply)  # an ERR (a duplicate key, a bad value): rolled back
         return
-    _relay_ok(client, reply, session.status)
+    relay_ok(client, reply, session.status)
 
 
-def _relay_ok(client: PacketStream, reply: bytes, status: int) -> None:
+def relay_ok(client: PacketStream, reply: bytes, status: int) -> None:
     """The backend's OK for a statement run inside our own transaction, with the session's
     flags after its COMMIT."""
     ok = parse_ok(reply)
@@ -365,9 +379,9 @@ async def evaluate(session: Session, client: PacketStream, plan: Evaluate) -> No
 async def read_modify_write(session: Session, client: PacketStream, plan: ReadModifyWrite) -> None:
     """The client's transaction if one is open (or autocommit is off), else our own."""
     backend = session.backend
-    own = _own_transaction(session)
+    own = own_transaction(session)
     if own:
-        session.status = parse_ok(await backend.simple_command(COM_QUERY, b"BEGIN")).status
+        await begin(session)
     done = False
     try:
         if plan.guards:
@@ -387,10 +401,10 @@ async def read_modify_write(session: Session, client: PacketStream, plan: ReadMo
         done = True
     finally:
         if own:
-            await _end(session, commit=done)
+            await end(session, commit=done)
     if not own:
         session.status = parse_ok(reply).status
-    _relay_ok(client, reply, session.status)
+    relay_ok(client, reply, session.status)
 
 
 async def run_peels(session: Session, plan: PeelFirst) -> None:

@@ -19,20 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from onion import InvalidCiphertext
 from proxy import execute
 from proxy.catalog import Catalog
 from proxy.protocol.codec import (
     ColumnDefinition,
-    is_eof,
-    make_ok,
-    parse_eof,
-    parse_err,
-    parse_ok,
-    parse_text_row,
-    read_lenenc_int,
 )
-from proxy.protocol.errors import BackendError, BackendUnavailable
 from proxy.relay import relay_response
 from proxy.rewrite import (
     Decoder,
@@ -44,7 +35,7 @@ from proxy.rewrite import (
     SubqueriesFirst,
     UnionOf,
 )
-from proxy.rewrite.errors import ER_CRYPTDB_DECRYPT, ER_CRYPTDB_SESSION
+from proxy.rewrite.errors import ER_CRYPTDB_SESSION
 from proxy.rewrite.subquery import typed_value
 from proxy.stream import PacketStream
 
@@ -81,45 +72,32 @@ class _NeedsPeels(Exception):
 async def run(session: Session, client: PacketStream, cat: Catalog, plan: SubqueriesFirst) -> None:
     in_trans = session.status & execute.STATUS_IN_TRANS
     token = cat.schema.token
-    own = plan.write and not in_trans and bool(session.status & execute.STATUS_AUTOCOMMIT)
+    own = plan.write and execute.own_transaction(session)
     for _ in range(execute.PLAN_ATTEMPTS):
         if not own:
             await _carry_out(session, client, cat, plan, own=False)
             session.state.after_statement(session.status, in_trans, token)
             return
-        await _command(session, b"BEGIN")
+        await execute.begin(session)
         reply = _Reply()
         try:
             await _carry_out(session, reply, cat, plan, own=True)  # type: ignore[arg-type]
         except _NeedsPeels as e:
-            await _command(session, b"ROLLBACK")
+            await execute.end(session, commit=False)
             await execute.run_peels(session, e.plan)
             continue
         except BaseException:
-            await _command(session, b"ROLLBACK")
+            await execute.end(session, commit=False)
             raise
         failed = reply.packets[-1][:1] == b"\xff"
-        await _command(session, b"ROLLBACK" if failed else b"COMMIT")
+        await execute.end(session, commit=not failed)
         session.state.after_statement(session.status, in_trans, token)
         if failed:
             client.write(reply.packets[-1])
         else:  # the write's OK, with the flags after COMMIT (no transaction open)
-            ok = parse_ok(reply.packets[-1])
-            client.write(
-                make_ok(
-                    affected_rows=ok.affected_rows,
-                    last_insert_id=ok.last_insert_id,
-                    status=session.status,
-                    warnings=ok.warnings,
-                    info=ok.info,
-                )
-            )
+            execute.relay_ok(client, reply.packets[-1], session.status)
         return
     raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "onion adjustments did not settle; retry")
-
-
-async def _command(session: Session, verb: bytes) -> None:
-    session.status = parse_ok(await session.backend.simple_command(COM_QUERY, verb)).status
 
 
 async def _carry_out(
@@ -207,12 +185,7 @@ async def decoded(
     if not isinstance(plan, Execute) or plan.sql is None or plan.decoder is None:
         raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "unexpected plan for a subquery")
     _, raw = await _query(session, plan.sql)
-    try:
-        return plan.decoder, plan.decoder.decode(raw)
-    except InvalidCiphertext:
-        raise execute.cryptdb_error(
-            ER_CRYPTDB_DECRYPT, "a stored value did not decrypt (wrong keystore or damaged data)"
-        ) from None
+    return plan.decoder, execute.decode(plan.decoder, raw)
 
 
 async def union_result(
@@ -232,25 +205,7 @@ async def _query(
     session: Session, sql: str
 ) -> tuple[list[ColumnDefinition], list[list[bytes | None]]]:
     """A result set read whole (an ERR raises BackendError: the caller answers with it)."""
-    backend = session.backend
-    backend.send(bytes((COM_QUERY,)) + sql.encode("utf-8"))
-    first = await backend.read()
-    if first[0] == 0xFF:
-        raise BackendError(*parse_err(first))
-    if first[0] == 0x00:
-        session.status = parse_ok(first).status
-        return [], []
-    count, _ = read_lenenc_int(first, 0)
-    count = count or 0
-    definitions = [ColumnDefinition.decode(await backend.read()) for _ in range(count)]
-    if not is_eof(await backend.read()):
-        raise BackendUnavailable("backend sent a malformed result set")
-    rows: list[list[bytes | None]] = []
-    while True:
-        pkt = backend.next_buffered() or await backend.read()
-        if pkt[0] == 0xFE and len(pkt) < 9:
-            session.status = parse_eof(pkt)[1]
-            return definitions, rows
-        if pkt[0] == 0xFF:
-            raise BackendError(*parse_err(pkt))
-        rows.append(parse_text_row(pkt, count))
+    result = await execute.read_result(session, None, sql)
+    assert result is not None
+    session.status = result.status
+    return [ColumnDefinition.decode(d) for d in result.definitions], result.rows
