@@ -83,6 +83,15 @@ REFUSED = [
     ("SELECT id FROM r WHERE p = (SELECT MAX(a) FROM q)", "plaintext"),
     ("UPDATE r SET p = (SELECT MIN(a) FROM q)", "plaintext"),
     ("SELECT id FROM r WHERE id IN (SELECT * FROM j)", "plaintext"),
+    # rows the proxy selects (a range on encrypted text, HAVING): even a COUNT, a plain
+    # column's values or emptiness would tell the server what it cannot compute
+    ("SELECT id FROM r WHERE p = (SELECT COUNT(*) FROM q WHERE s < 'm')", "proxy selects"),
+    ("UPDATE r SET p = (SELECT COUNT(*) FROM q WHERE s < 'm')", "proxy selects"),
+    ("SELECT id FROM r WHERE p IN (SELECT p FROM q WHERE s LIKE 'a%')", "proxy selects"),
+    ("SELECT id FROM r WHERE EXISTS (SELECT 1 FROM q WHERE s BETWEEN 'a' AND 'f')",
+     "proxy selects"),
+    ("SELECT id FROM r WHERE p IN (SELECT COUNT(*) FROM q GROUP BY a HAVING SUM(a) > 9)",
+     "proxy selects"),
     # elsewhere
     ("SELECT a, (SELECT MAX(a) FROM q) + 1 FROM r", "select list"),
     ("SELECT a, (SELECT COUNT(*) FROM pl) FROM r", "select list"),

@@ -188,7 +188,10 @@ def test_edge_cases_against_mariadb(plain: pymysql.Connection, encrypted: Encryp
             "INSERT INTO q2 (k, t) VALUES (1, 'a '), (2, 'apple'), (3, NULL)",
             "SELECT id FROM q WHERE s < (SELECT MAX(t) FROM q2)",
             "SELECT id FROM q WHERE s >= ALL (SELECT t FROM q2 WHERE t IS NOT NULL)",
-            "SELECT id FROM q WHERE p IN (SELECT k FROM q2 WHERE t LIKE 'a%')",
             "SELECT t FROM q2 WHERE t < 'b' UNION SELECT s FROM q WHERE s LIKE 'a_'",
         ]:
             compare_outcomes(cur, encrypted, sql, False, sql)
+        # Rows the proxy selected, their plain values written into a statement the server
+        # runs, would tell it which rows match a pattern it cannot evaluate: refused.
+        leak = "SELECT id FROM q WHERE p IN (SELECT k FROM q2 WHERE t LIKE 'a%')"
+        assert encrypted_outcome(encrypted, leak) == ("error", 1235)

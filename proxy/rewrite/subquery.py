@@ -265,6 +265,37 @@ def _sensitive(inner: exp.Expression, ctx: Ctx) -> str | None:
     return None
 
 
+_PROXY_FILTERS = (exp.LT, exp.LTE, exp.GT, exp.GTE, exp.Between, exp.Like)
+
+
+def _selected_in_proxy(inner: exp.Expression, ctx: Ctx) -> str | None:
+    """What makes the proxy, not the server, decide which rows an inner statement yields:
+    HAVING, or a range / LIKE pattern on encrypted text (proxy.rewrite.residual). Its
+    result, even a COUNT or a plain column's values or whether it is empty, then tells
+    something the server cannot compute: it may only reach the server encrypted."""
+    from proxy.rewrite.residual import is_word_pattern
+
+    selects = [inner] if isinstance(inner, exp.Select) else []
+    selects += [s for s in inner.find_all(exp.Select) if s is not inner]
+    for sel in selects:
+        tables = [t for _, t in _tables(sel, ctx) if t is not None]
+        if not tables:
+            continue
+        if sel.args.get("having") is not None:
+            return "HAVING"
+        where = sel.args.get("where")
+        for cond in where.find_all(*_PROXY_FILTERS) if where is not None else []:
+            if isinstance(cond, exp.Like):
+                pattern = cond.expression
+                if isinstance(pattern, exp.Literal) and is_word_pattern(pattern.this):
+                    continue  # '%word%': the Search onion, on the server
+            for c in cond.find_all(exp.Column):
+                col = next((x for t in tables if (x := t.column(c.name)) is not None), None)
+                if col is not None and not col.plain and col.kind == Kind.STRING:
+                    return f"a condition on encrypted text column {c.name}"
+    return None
+
+
 def _target_column(target: exp.Column, outer: list[tuple[str, Table | None]]) -> Column | None:
     """The proxy's column a subquery's values are compared with (None: another table's)."""
     for alias, t in outer:
@@ -490,6 +521,8 @@ def plan(node: exp.Expression, ctx: Ctx) -> SubqueriesFirst:
     if not isinstance(node, exp.Select | exp.Update | exp.Delete):
         raise Unsupported(f"subqueries in {node.key.upper()} statements")
     write = not isinstance(node, exp.Select)
+    # A write's inner reads are locked, and so are those of a locked inner read in turn.
+    lock = write or bool(node.args.get("locks"))
     tree = node.copy()
     if isinstance(tree, exp.Select):
         _name_items(tree, ctx.sql)
@@ -520,6 +553,14 @@ def plan(node: exp.Expression, ctx: Ctx) -> SubqueriesFirst:
             items = inner.expressions
             if len(items) != 1 and not any(isinstance(i, exp.Star) for i in items):
                 raise _row_operand(sq, tree)
+        decided = _selected_in_proxy(inner, ctx)
+        if decided is not None and use.kind != "item":
+            col = _target_column(use.target, outer) if use.target is not None else None
+            if use.kind == "exists" or col is None or col.plain:
+                raise Unsupported(
+                    f"a subquery whose rows the proxy selects itself ({decided}) used "
+                    "where its result would reach the server in plaintext"
+                )
         if use.target is not None:
             source = _sensitive(inner, ctx)
             col = _target_column(use.target, outer)
@@ -531,7 +572,7 @@ def plan(node: exp.Expression, ctx: Ctx) -> SubqueriesFirst:
                     f"comparing column {use.target.name} with values of encrypted column "
                     f"{source} from a subquery (they would reach the server in plaintext)"
                 )
-        inner_sql.append(_inner_text(inner, use, write))
+        inner_sql.append(_inner_text(inner, use, lock))
     template = tree
     finish = _select_list_items(tree, subs, uses) if any(u.kind == "item" for u in uses) else None
 
@@ -626,7 +667,7 @@ class ConstantColumns(Decoder):
         return out
 
 
-def _inner_text(inner: exp.Expression, use: _Use, write: bool) -> str:
+def _inner_text(inner: exp.Expression, use: _Use, lock: bool) -> str:
     inner = inner.copy()
     if isinstance(inner, exp.Select) and inner.args.get("limit") is None:
         if use.kind == "exists":
@@ -634,7 +675,7 @@ def _inner_text(inner: exp.Expression, use: _Use, write: bool) -> str:
         elif use.kind in ("scalar", "item"):
             inner.set("limit", exp.Limit(expression=exp.Literal.number(2)))  # two: error 1242
     text = inner.sql(dialect="mysql")
-    if write:
+    if lock:
         if not isinstance(inner, exp.Select) or inner.args.get("locks"):
             raise Unsupported("this subquery in UPDATE / DELETE")
         # The rows read decide what the write changes: lock them until it commits, as
