@@ -529,6 +529,12 @@ def test_fetch_queries_carry_no_plaintext_name(encrypted: EncryptedRunner) -> No
         "AND index_name = 'uq_pair'",
         # A plaintext name where a database name goes is not sent either.
         "SELECT * FROM information_schema.columns WHERE table_schema = 'customers'",
+        # Nor as a constant of a query about a database without the proxy's tables: its
+        # text would go to the server as it is.
+        "SELECT * FROM information_schema.tables WHERE table_schema = 'mysql' "
+        "AND table_name = 'customers'",
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'mysql' "
+        "AND column_name IN ('email', 'x')",
         "SELECT * FROM information_schema.columns WHERE table_schema IN ('email', 'x')",
     ):
         plan = encrypted.plan(sql)
@@ -554,6 +560,8 @@ def test_plans(encrypted: EncryptedRunner) -> None:
     assert encrypted.database in plan.fetch[0]
     with pytest.raises(Unsupported):
         encrypted.plan("SELECT * FROM information_schema.innodb_sys_tables")
+    with pytest.raises(Unsupported):
+        encrypted.plan("SELECT lock_table FROM information_schema.innodb_locks")
     for refused in (
         "SELECT /*! STRAIGHT_JOIN */ * FROM information_schema.tables",
         "SELECT * FROM information_schema.columns WHERE ((",  # unparseable: fail closed

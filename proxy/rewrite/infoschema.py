@@ -98,10 +98,16 @@ REFUSED = {
     "innodb_buffer_page_lru",
     "innodb_cmp_per_index",
     "innodb_cmp_per_index_reset",
+    "innodb_locks",
     "innodb_sys_columns",
     "innodb_sys_fields",
+    "innodb_sys_foreign",
+    "innodb_sys_foreign_cols",
     "innodb_sys_indexes",
     "innodb_sys_tables",
+    "innodb_sys_virtual",
+    "geometry_columns",
+    "metadata_lock_info",
     "innodb_sys_tablespaces",
     "innodb_sys_tablestats",
     "innodb_tablespaces_encryption",
@@ -122,8 +128,10 @@ def plan_infoschema(
     """An Evaluate plan when `node` reads information_schema tables that could show the
     proxy's tables; PassThrough when its constants keep it to other databases; None when it
     does not concern them (the caller goes on as before)."""
+    if not any(db.tables for db in schema.databases.values()):
+        return None  # no table of the proxy's to show: the cheap test first (every miss)
     refs, others = _table_refs(node, database)
-    if not refs or not any(db.tables for db in schema.databases.values()):
+    if not refs:
         return None
     names = {name for name, _ in refs}
     if not names & (SPECS.keys() | REFUSED):
@@ -141,9 +149,16 @@ def plan_infoschema(
         raise Unsupported("SELECT ... INTO on information_schema")
     check_supported(node)
     wanted = sorted(names & SPECS.keys())
-    pushed = _pushdown(node, refs, database, _secret_names(schema))
-    if all(pushed.get(n) is not None for n in wanted) and not any(
-        _has_tables(schema, db) for n in wanted for db in pushed[n] or ()
+    secret = _secret_names(schema)
+    pushed = _pushdown(node, refs, database, secret)
+    if (
+        all(pushed.get(n) is not None for n in wanted)
+        and not any(_has_tables(schema, db) for n in wanted for db in pushed[n] or ())
+        # The text goes to the server as it is: none of its strings may be a plaintext
+        # name (`table_schema = 'mysql' AND table_name = 'patients'`).
+        and not any(
+            lit.is_string and lit.this.lower() in secret for lit in node.find_all(exp.Literal)
+        )
     ):
         # Only databases the proxy has no table in: the backend answers exactly. A decision
         # made on the constants: the caller must not cache it for the statement's shape.
