@@ -156,7 +156,7 @@ class Session:
         self.state.after_statement(self.status, in_trans, token)
         return True
 
-    def _plan(self, cat: Catalog, sql: str) -> Plan:
+    def _plan(self, cat: Catalog, sql: str, cache: bool = True) -> Plan:
         try:
             schema = cat.current()
         except (KeystoreError, InsecurePermissions) as e:
@@ -172,6 +172,7 @@ class Session:
                 crypto=cat.crypto,
                 database=self.state.database,
                 current_read=self.state.current_read(self.status, schema.token),
+                cache=cache,
             )
         except MysqlError:
             raise

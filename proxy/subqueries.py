@@ -109,7 +109,7 @@ async def _carry_out(
         if plan.write:
             # Planned and run with no peel in between (proxy.catalog.PeelGate).
             async with cat.peel_gate.write():
-                outer = session._plan(cat, sql)
+                outer = session._plan(cat, sql, cache=False)
                 if not isinstance(outer, PeelFirst):
                     try:
                         await _send(session, client, plan.finished(outer, results), sql)
@@ -117,7 +117,7 @@ async def _carry_out(
                         continue  # another proxy peeled an onion the write stores: again
                     return
         else:
-            outer = session._plan(cat, sql)
+            outer = session._plan(cat, sql, cache=False)
             if not isinstance(outer, PeelFirst):
                 await _send(session, client, plan.finished(outer, results), sql)
                 return
@@ -157,7 +157,7 @@ async def decoded(
     if depth > MAX_DEPTH:
         raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "subqueries nested too deeply")
     for _ in range(execute.PLAN_ATTEMPTS):
-        plan = session._plan(cat, sql)
+        plan = session._plan(cat, sql, cache=finish is None)  # an outer statement: not kept
         if not isinstance(plan, PeelFirst):
             break
         if own:

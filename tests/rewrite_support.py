@@ -167,7 +167,7 @@ class EncryptedRunner:
         elif word in ("COMMIT", "ROLLBACK"):
             self.in_transaction = False
 
-    def plan(self, sql: str) -> Any:
+    def plan(self, sql: str, cache: bool = True) -> Any:
         # Inside a transaction that began before the schema changed (a peel), read the
         # latest rows: the snapshot still holds the peeled onions' outer layer.
         current = self.in_transaction and self.schema.token != self.tx_token
@@ -177,13 +177,14 @@ class EncryptedRunner:
             crypto=self.crypto,
             database=self.database,
             current_read=current,
+            cache=cache,
         )
 
-    def _settled(self, sql: str) -> Any:
+    def _settled(self, sql: str, cache: bool = True) -> Any:
         """The plan once its peels ran. Inside a transaction of our own (a write with
         subqueries) a peel would wait on our own row locks: _NeedsPeels, roll back, retry."""
         for _ in range(4):
-            plan = self.plan(sql)
+            plan = self.plan(sql, cache=cache)
             if not isinstance(plan, PeelFirst):
                 return plan
             if self._own_tx:
@@ -232,7 +233,7 @@ class EncryptedRunner:
 
     def decoded(self, sql: str, finish: Any = None) -> tuple[Any, list[tuple[Any, ...]]]:
         """(decoder or None when passed through, decrypted rows) of one SELECT."""
-        plan = self._settled(sql)
+        plan = self._settled(sql, cache=finish is None)  # an outer statement: not kept
         if finish is not None:
             plan = finish(plan)
         if isinstance(plan, SubqueriesFirst):
@@ -261,7 +262,7 @@ class EncryptedRunner:
     def execute(self, sql: str, finish: Any = None) -> list[tuple[Any, ...]] | int:
         """Rows (decoded) for a query, the affected-row count otherwise. `finish`: what a
         SubqueriesFirst does to its outer statement's plan."""
-        plan = self._settled(sql)
+        plan = self._settled(sql, cache=finish is None)  # an outer statement: not kept
         if finish is not None:
             plan = finish(plan)
         if isinstance(plan, SubqueriesFirst):

@@ -127,6 +127,22 @@ def test_insert_select_through_the_live_proxy(
             conn.close()
 
 
+def test_outer_statements_are_not_kept_in_the_shape_cache(encrypted: EncryptedRunner) -> None:
+    """Each row count makes another INSERT ... VALUES shape: planned, never cached."""
+    encrypted.execute("CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+    encrypted.execute("CREATE TABLE b (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+    encrypted.execute("INSERT INTO a (v) VALUES (1), (2), (3)")
+    for n in (1, 1):  # the schema settles (peels: new tokens), the inner shapes get cached
+        encrypted.execute(f"INSERT INTO b (v) SELECT v FROM a WHERE id <= {n}")
+        encrypted.execute(f"SELECT id FROM b WHERE v IN (SELECT v FROM a WHERE id <= {n})")
+    before = len(encrypted.rewriter._cache)
+    for n in range(1, 4):
+        encrypted.execute(f"INSERT INTO b (v) SELECT v FROM a WHERE id <= {n}")
+        encrypted.execute(f"SELECT id FROM b WHERE v IN (SELECT v FROM a WHERE id <= {n})")
+    assert len(encrypted.rewriter._cache) == before  # only the inner SELECTs' shapes, kept
+    assert encrypted.execute("SELECT COUNT(*) FROM b") == [(8,)]
+
+
 def test_too_many_rows_are_refused(encrypted: EncryptedRunner) -> None:
     encrypted.execute("CREATE TABLE big (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
     encrypted.execute("CREATE TABLE copy (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")

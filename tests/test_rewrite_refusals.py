@@ -136,6 +136,14 @@ def test_unique_key_needs_det(dry: DryRunner) -> None:
     assert isinstance(dry.plan("CREATE TABLE u (x FLOAT COMMENT 'cryptdb: plain')"), Execute)
 
 
+def test_no_pad_collation_on_encrypted_text_is_refused(dry: DryRunner) -> None:
+    """The proxy compares decrypted text with PAD SPACE: a NO PAD collation would differ."""
+    with pytest.raises(Unsupported, match="NO PAD"):
+        dry.plan("CREATE TABLE np (s VARCHAR(9) COLLATE utf8mb4_nopad_bin)")
+    plain = "CREATE TABLE np (s VARCHAR(9) COLLATE utf8mb4_nopad_bin COMMENT 'cryptdb: plain')"
+    assert isinstance(dry.plan(plain), Execute)
+
+
 def test_min_rnd_refuses_equality(dry: DryRunner) -> None:
     with pytest.raises(PolicyRefusal, match=r"k\.x.*min=RND"):
         dry.plan("SELECT y FROM k WHERE x = 1")

@@ -195,3 +195,29 @@ def test_edge_cases_against_mariadb(plain: pymysql.Connection, encrypted: Encryp
         # runs, would tell it which rows match a pattern it cannot evaluate: refused.
         leak = "SELECT id FROM q WHERE p IN (SELECT k FROM q2 WHERE t LIKE 'a%')"
         assert encrypted_outcome(encrypted, leak) == ("error", 1235)
+
+
+def test_backend_order_kept_with_a_residual(
+    plain: pymysql.Connection, encrypted: EncryptedRunner
+) -> None:
+    """An ORDER BY the backend does exactly stays there (the proxy's filter keeps the rows'
+    order; only LIMIT / OFFSET move): a plain utf8mb4_general_ci column sorts 'é' with 'e',
+    which the proxy's own text sort would put after 'z'. And SUM of an Add-only column is
+    refused rather than decrypted row by row (a Paillier decryption each)."""
+    ddl = (
+        "CREATE TABLE o (id INT AUTO_INCREMENT PRIMARY KEY, s VARCHAR(9) COLLATE utf8mb4_bin, "
+        "n VARCHAR(9) COMMENT 'cryptdb: plain', h INT COMMENT 'cryptdb: onions=add')"
+    )
+    with plain.cursor() as cur:
+        cur.execute(ddl.replace(" COMMENT 'cryptdb: plain'", "").replace(
+            " COMMENT 'cryptdb: onions=add'", ""))  # fmt: skip
+        encrypted.execute(ddl)
+        rows = "('a', 'f', 1), ('b', 'é', 2), ('c', 'e', 3), ('zz', 'd', 4), ('d', 'z', 5)"
+        for sql in [
+            f"INSERT INTO o (s, n, h) VALUES {rows}",
+            "SELECT s, n FROM o WHERE s < 'x' ORDER BY n, id",
+            "SELECT s, n FROM o WHERE s BETWEEN 'a' AND 'c' ORDER BY n DESC, id LIMIT 2",
+            "SELECT id FROM o WHERE s LIKE '_' ORDER BY n, id LIMIT 1 OFFSET 2",
+        ]:
+            compare_outcomes(cur, encrypted, sql, True, sql)
+    assert encrypted_outcome(encrypted, "SELECT SUM(h) FROM o WHERE s < 'x'") == ("error", 1235)

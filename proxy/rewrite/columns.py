@@ -118,6 +118,13 @@ def column_from_def(cd: exp.ColumnDef, cid: int) -> tuple[Column, Policy, list[s
         if policy.onions is not None or policy.join is not None or policy.min_level != "OPE":
             raise Unsupported(f"column {cd.name}: AUTO_INCREMENT columns are kept plain")
         policy = Policy(plain=True)
+    if col.collation and "nopad" in col.collation.lower() and not policy.plain:
+        # The proxy sorts and compares decrypted text with PAD SPACE, as every other
+        # collation MariaDB has does: a NO PAD one would get wrong answers.
+        raise Unsupported(
+            f"column {cd.name}: NO PAD collations on encrypted text (declare utf8mb4_bin, "
+            "or COMMENT 'cryptdb: plain')"
+        )
     if col.kind == "other" and not policy.plain:
         raise Unsupported(
             f"column {cd.name}: type {col.sql_type} cannot be encrypted "

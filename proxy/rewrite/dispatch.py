@@ -83,8 +83,13 @@ class Rewriter:
         crypto: Crypto,
         database: str | None,
         current_read: bool = False,
+        cache: bool = True,
     ) -> Plan:
         """The plan for one statement (raises a Refusal, a MysqlError, to send as ERR).
+
+        cache=False: a statement the proxy wrote itself with constants in it (a subquery's
+        outer statement, INSERT ... SELECT's VALUES): its shape does not come back, and a
+        template of 10,000 rows is not worth keeping.
 
         current_read: make SELECTs on encrypted tables locking reads, which see the latest
         committed rows instead of the transaction's snapshot. Needed inside a transaction
@@ -106,7 +111,7 @@ class Rewriter:
         template, lits, cacheable = self._build(sql, sc, schema, crypto, database, current_read)
         if isinstance(template, PeelFirst | Evaluate | SubqueriesFirst | UnionOf):
             return template
-        if cacheable:
+        if cacheable and cache:
             self._cache[key] = template
             if len(self._cache) > self._size:
                 self._cache.popitem(last=False)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any
 
 from sqlglot import exp
@@ -265,7 +264,13 @@ def aggregate_select(
     """COUNT / SUM / AVG / MIN / MAX without GROUP BY, computed here from the rows' values:
     with a residual (the server cannot count rows it does not know are kept), or for MIN /
     MAX of `_bin` encrypted text (OPE does not order text as MariaDB does)."""
-    from proxy.rewrite.select import _limit_index, _Out, _select_list, column_reader
+    from proxy.rewrite.select import (
+        _limit_index,
+        _Out,
+        _select_list,
+        column_reader,
+        readable_without_hom,
+    )
 
     if node.args.get("group") is not None or node.args.get("distinct") is not None:
         raise Unsupported("MIN/MAX of encrypted text with GROUP BY or DISTINCT")
@@ -288,6 +293,11 @@ def aggregate_select(
         if not isinstance(e.this, exp.Column) or e.expressions:
             raise Unsupported(f"{e.key.upper()} of anything but one column, in the proxy")
         src, col = scope.column(e.this, "field list")
+        if not isinstance(e, exp.Count) and not readable_without_hom(col):
+            raise Unsupported(
+                f"{e.key.upper()} of {src.table.name}.{col.name} in the proxy: its only onion "
+                "is Add, a Paillier decryption per row"
+            )
         if isinstance(e, exp.Count):
             # only NULL-ness counts: any onion column, not decrypted
             target = col.plain_name if col.plain else col.backend_columns()[0]
@@ -406,6 +416,8 @@ _CMP: dict[str, Callable[[int], bool]] = {
 def _escape(lit: Lit) -> str:
     """ESCAPE '' is MariaDB's default, the backslash. `%` / `_` as escape characters
     interact with the wildcards in ways my_wildcmp does not make uniform: refused."""
+    if not lit.is_string:  # a plan made for ESCAPE 'x', bound to a statement with ESCAPE 5
+        raise Unsupported("ESCAPE other than a quoted character")
     v = lit.value
     if v == "":
         return "\\"
@@ -418,7 +430,6 @@ def _escape(lit: Lit) -> str:
     return v
 
 
-@lru_cache(maxsize=256)
 def like_matcher(pattern: str, escape: str = "\\") -> Callable[[str], Any]:
     """MariaDB's LIKE under a binary collation, as a compiled regular expression over code
     points: `%` any run, `_` one character, the escape character makes the next one literal
@@ -467,7 +478,6 @@ class ResidualWrite:
     ivs: list[tuple[int, str]]  # (row position of a residual column's IV, its backend name)
     head: list[Segment]  # "UPDATE t SET ..." / "DELETE FROM t"
     where: list[Segment]  # " WHERE (c1) AND (c2)" for the server conjuncts, or []
-    guards: tuple[Any, ...] = ()
 
     def write_guards(self) -> tuple[Any, ...]:
         from proxy.rewrite.plan import write_guards
