@@ -578,6 +578,13 @@ def test_plans(encrypted: EncryptedRunner) -> None:
         database="information_schema",
     )
     assert isinstance(plan, PassThrough)  # a database without the proxy's tables
+    with pytest.raises(Unsupported):  # unparseable, by its bare name there: fail closed
+        encrypted.rewriter.plan(
+            "SELECT * FROM columns WHERE ((",
+            schema=encrypted.schema,
+            crypto=encrypted.crypto,
+            database="information_schema",
+        )
     # The same shape with another constant: that pass-through was not cached for the shape.
     plan = encrypted.rewriter.plan(
         f"SELECT table_name FROM tables WHERE table_schema = '{encrypted.database}'",

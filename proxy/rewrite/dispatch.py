@@ -117,6 +117,11 @@ class Rewriter:
                 self._cache.popitem(last=False)
         return template.bind(lits, crypto)
 
+    def _fail_closed(self, schema: Schema, text: str, database: str | None) -> bool:
+        """Text the rewriter cannot take apart that names a table of the proxy's, or an
+        information_schema table that lists them: refused, never forwarded."""
+        return self._mentions(schema, text) or mentions_infoschema(schema, text, database)
+
     def _mentions(self, schema: Schema, text: str) -> bool:
         token, pattern = self._mention
         if token != schema.token:
@@ -142,11 +147,11 @@ class Rewriter:
             if replace and len(trees) == 1 and isinstance(trees[0], exp.Insert):
                 trees[0].set("alternative", "REPLACE")
         except SqlglotError:
-            if self._mentions(schema, sc.shape) or mentions_infoschema(schema, sc.shape):
+            if self._fail_closed(schema, sc.shape, database):
                 raise Unsupported("a statement the rewriter cannot parse") from None
             return passthrough, sc.lits, False
         if len(trees) != 1:
-            if self._mentions(schema, sc.shape) or mentions_infoschema(schema, sc.shape):
+            if self._fail_closed(schema, sc.shape, database):
                 raise Unsupported("several statements in one query")
             return passthrough, sc.lits, not trees
         node = trees[0]
@@ -176,7 +181,7 @@ class Rewriter:
             opaque = isinstance(node, exp.Command) or node.find(exp.Table) is None
             if touched or (
                 opaque
-                and (self._mentions(schema, sc.shape) or mentions_infoschema(schema, sc.shape))
+                and self._fail_closed(schema, sc.shape, database)
             ):
                 raise Unsupported(f"{node.key.upper()} statements")
             return passthrough, sc.lits, True

@@ -214,10 +214,17 @@ _MENTION = re.compile(
 )
 
 
-def mentions_infoschema(schema: Schema, text: str) -> bool:
+_BARE = re.compile(r"\b(?:" + "|".join(sorted(SPECS.keys() | REFUSED)) + r")\b", re.I)
+
+
+def mentions_infoschema(schema: Schema, text: str, database: str | None = None) -> bool:
     """Text that could not be parsed but reads an information_schema table listing the
-    proxy's tables: refused (fail closed) rather than answered with backend names."""
-    return _MENTION.search(text) is not None and any(db.tables for db in schema.databases.values())
+    proxy's tables (qualified, or by its bare name while information_schema is the current
+    database): refused (fail closed) rather than answered with backend names."""
+    if not any(db.tables for db in schema.databases.values()):
+        return False
+    bare = database is not None and database.lower() == INFORMATION_SCHEMA
+    return (_BARE if bare else _MENTION).search(text) is not None
 
 
 def _table_refs(
