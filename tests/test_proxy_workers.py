@@ -112,22 +112,34 @@ def test_clients_are_spread_over_both_workers_and_share_the_schema(workers, db) 
 
 def test_a_killed_worker_is_replaced_and_the_other_keeps_serving(workers, db) -> None:
     before = _workers(workers, 2)
-    conns = [workers.connect(db, autocommit=True, charset="utf8mb4") for _ in range(6)]
+    # The kernel may hand every accept to one worker: connect until both hold a session,
+    # so the survivor's sessions are there to be checked whichever worker dies.
+    conns: list[pymysql.Connection] = []
+    by_worker: dict[int, list[pymysql.Connection]] = {0: [], 1: []}
+    for _ in range(200):
+        if all(len(g) >= 2 for g in by_worker.values()):
+            break
+        c = workers.connect(db, autocommit=True, charset="utf8mb4")
+        conns.append(c)
+        by_worker[(c.server_thread_id[0] - 1) % 2].append(c)
     try:
+        assert all(by_worker.values()), "every connection went to one worker"
         _q(conns[0], "CREATE TABLE v (id INT PRIMARY KEY, c VARCHAR(9))")
         _q(conns[0], "INSERT INTO v VALUES (1, 'a'), (2, 'b')")
         victim = before[0]
         os.kill(victim, signal.SIGKILL)
         after = _workers(workers, 2, without=victim)  # a new one in its place
         assert victim not in after and before[1] in after
-        alive = 0
-        for c in conns:
-            try:
-                assert _q(c, "SELECT c FROM v WHERE id = 2") == [("b",)]
-                alive += 1
-            except pymysql.err.OperationalError:
-                pass  # its worker was the one killed: the client sees a lost connection
-        assert alive >= 1
+        survived = set()
+        for parity, group in by_worker.items():
+            for c in group:
+                try:
+                    assert _q(c, "SELECT c FROM v WHERE id = 2") == [("b",)]
+                    survived.add(parity)
+                except pymysql.err.OperationalError:
+                    pass  # its worker was the one killed: the client sees a lost connection
+        # Exactly one worker's sessions go on: the one not killed.
+        assert len(survived) == 1
         for _ in range(6):  # new clients reach a working proxy whichever worker takes them
             c = workers.connect(db, autocommit=True, charset="utf8mb4")
             try:
