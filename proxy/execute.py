@@ -162,8 +162,9 @@ async def send_result(
     *,
     status: int,
     warnings: int = 0,
+    backend: Sequence[bytes] = (),
 ) -> None:
-    definitions = decoder.definitions()
+    definitions = decoder.definitions(backend)
     write = client.write
     write(lenenc_int(len(definitions)))
     for d in definitions:
@@ -223,6 +224,7 @@ async def execute(session: Session, client: PacketStream, plan: Execute) -> bool
         values,
         status=result.status,
         warnings=result.warnings,
+        backend=result.definitions if decoder is plan.decoder else (),
     )
     return True
 

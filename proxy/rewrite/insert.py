@@ -140,6 +140,8 @@ def _value(ctx: Ctx, ref: ColRef, col: Column, e: exp.Expression, iv_key: object
         if col.plain:
             return ["NULL"]
         return null_values(col, iv_key)
+    if col.plain and isinstance(e, exp.HexString | exp.BitString):
+        return [e.sql("mysql")]  # x'..' / b'..': the server reads them as it would directly
     c = constant(e, ctx)
     if c is None:
         raise Unsupported(f"a value for column {col.name} that is not a constant")

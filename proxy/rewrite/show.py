@@ -62,7 +62,7 @@ class ListDecoder:
     def bind(self, crypto: object, lits: object) -> ListDecoder:
         return self  # nothing secret, nothing per statement
 
-    def definitions(self) -> list[ColumnDefinition]:
+    def definitions(self, backend: Sequence[bytes] = ()) -> list[ColumnDefinition]:
         return [c.definition(self.database) for c in self.columns]
 
     def decode(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
