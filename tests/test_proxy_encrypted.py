@@ -324,6 +324,20 @@ def test_plain_columns_of_other_types_keep_their_metadata(
         return got, fields
 
     assert described(enc, "o") == described(direct, "o_plain")
+    for where in (
+        "b = x'00ff10'",
+        "f > 1.0",
+        "g < 0",
+        "tm < '00:00:00'",
+        "e = 'yy'",
+        "y = 2024",
+        "ts >= '2024-01-01'",
+        "bt = b'10101'",
+        "f IS NULL",
+    ):
+        assert rows(enc, f"SELECT id FROM o WHERE {where}") == rows(
+            direct, f"SELECT id FROM o_plain WHERE {where}"
+        ), where
     # Filtering on the encrypted column keeps the plain columns' values intact.
     assert rows(enc, "SELECT b, bt FROM o WHERE s = 'one'") == [(b"\x00\xff\x10", b"\x15")]
     # Binary rows (prepared statements) are made from the relayed types too. YEAR last:
