@@ -97,6 +97,7 @@ class Session:
                         await self._check_session(utf8)
                         if await execute.execute(self, client, plan):
                             self._save(cat, plan.ops)
+                            await execute.prepare_layer_rows(self, plan.ops)
                         return
             elif writes:
                 # Planned and run with no peel in between: within this proxy by its PeelGate,

@@ -359,3 +359,66 @@ def test_plain_columns_of_other_types_keep_their_metadata(
     finally:
         a.close()
         b.close()
+
+
+def test_foreign_keys_between_plain_columns(enc, direct, database) -> None:
+    """FOREIGN KEYs whose columns are plain are enforced by the server and shown as MariaDB
+    shows them (SHOW CREATE TABLE, information_schema); on an encrypted column refused."""
+    ddl = [
+        "CREATE TABLE p{s} (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))",
+        "CREATE TABLE c{s} (id INT AUTO_INCREMENT PRIMARY KEY, "
+        "pid INT COMMENT 'cryptdb: plain', qid INT COMMENT 'cryptdb: plain', secret INT, "
+        "CONSTRAINT fk_p{s} FOREIGN KEY (pid) REFERENCES p{s} (id) ON DELETE CASCADE, "
+        "FOREIGN KEY (qid) REFERENCES p{s} (id))",
+        "ALTER TABLE c{s} ADD CONSTRAINT fk_q2{s} FOREIGN KEY (qid) REFERENCES p{s} (id) "
+        "ON UPDATE SET NULL",
+        "ALTER TABLE c{s} DROP FOREIGN KEY c{s}_ibfk_1",
+        "INSERT INTO p{s} (name) VALUES ('a'), ('b')",
+        "INSERT INTO c{s} (pid, qid, secret) VALUES (1, 1, 10), (2, NULL, 20), (2, 1, 30)",
+    ]
+    for sql in ddl:
+        rows(direct, sql.format(s="_plain"))
+        rows(enc, sql.format(s=""))
+    for s, conn in (("_plain", direct), ("", enc)):
+        with pytest.raises(pymysql.err.IntegrityError) as e:
+            rows(conn, f"INSERT INTO c{s} (pid, secret) VALUES (9, 1)")
+        assert e.value.args[0] == 1452
+        rows(conn, f"DELETE FROM p{s} WHERE id = 2")  # cascades to the rows of pid 2
+    assert rows(enc, "SELECT id, pid, qid, secret FROM c ORDER BY id") == rows(
+        direct, "SELECT id, pid, qid, secret FROM c_plain ORDER BY id"
+    )
+
+    def keys(conn: pymysql.Connection, s: str) -> list[str]:
+        text = rows(conn, f"SHOW CREATE TABLE c{s}")[0][1]
+        return [x.replace(s, "") for x in text.splitlines() if "KEY" in x]
+
+    assert keys(enc, "") == keys(direct, "_plain")
+    info = [
+        "SELECT CONSTRAINT_NAME, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, "
+        "POSITION_IN_UNIQUE_CONSTRAINT, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME "
+        "FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = 'c{s}' ORDER BY CONSTRAINT_NAME, ORDINAL_POSITION",
+        "SELECT CONSTRAINT_NAME, UNIQUE_CONSTRAINT_NAME, MATCH_OPTION, UPDATE_RULE, DELETE_RULE, "
+        "TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+        "WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = 'c{s}' ORDER BY CONSTRAINT_NAME",
+        "SELECT CONSTRAINT_NAME, CONSTRAINT_TYPE FROM information_schema.TABLE_CONSTRAINTS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'c{s}' ORDER BY CONSTRAINT_NAME",
+        "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'c{s}' ORDER BY INDEX_NAME",
+    ]
+    for sql in info:
+        got = [tuple(str(v) for v in r) for r in rows(enc, sql.format(s=""))]
+        plain = rows(direct, sql.format(s="_plain"))
+        assert got == [tuple(str(v).replace("_plain", "") for v in r) for r in plain], sql
+    # The server compares the values it enforces: an encrypted column cannot be one.
+    for bad in (
+        "CREATE TABLE x1 (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES p (id))",
+        "CREATE TABLE x2 (id INT PRIMARY KEY, n VARCHAR(20) COMMENT 'cryptdb: plain', "
+        "FOREIGN KEY (n) REFERENCES p (name))",
+        "ALTER TABLE c ADD FOREIGN KEY (secret) REFERENCES p (id)",
+    ):
+        with pytest.raises(pymysql.err.NotSupportedError) as e:
+            rows(enc, bad)
+        assert e.value.args[0] == 1235 and "encrypted column" in e.value.args[1], bad
+    assert {"c", "p"} <= {r[0] for r in rows(enc, "SHOW TABLES")}
+    assert not {"x1", "x2"} & {r[0] for r in rows(enc, "SHOW TABLES")}

@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from onion.encoding import Kind
 from proxy.protocol.codec import ColumnDefinition, make_text_row
+from proxy.rewrite import foreign
 from proxy.rewrite.columns import default_sql
 from proxy.rewrite.decode import (
     CHARSET_UTF8MB4_CI,
@@ -263,7 +264,7 @@ def policy_comment(col: Column, groups: dict[int, str] | None = None) -> str:
     return "cryptdb: " + "; ".join(parts)
 
 
-def create_table_sql(table: Table, groups: dict[int, str]) -> str:
+def create_table_sql(table: Table, groups: dict[int, str], database: str) -> str:
     lines = []
     for c in table.columns:
         line = f"  {quote_ident(c.name)} {display_type(c)}"
@@ -286,6 +287,7 @@ def create_table_sql(table: Table, groups: dict[int, str]) -> str:
             lines.append(f"  PRIMARY KEY ({cols})")
         else:
             lines.append(f"  {'UNIQUE ' if idx.unique else ''}KEY {quote_ident(idx.name)} ({cols})")
+    lines += foreign.shown_lines(table, database)
     engine = f" ENGINE={table.engine}" if table.engine else ""
     return f"CREATE TABLE {quote_ident(table.name)} (\n" + ",\n".join(lines) + f"\n){engine}"
 
@@ -293,7 +295,7 @@ def create_table_sql(table: Table, groups: dict[int, str]) -> str:
 def _create(db: Database, table: Table, groups: dict[int, str]) -> Template:
     decoder = ListDecoder(
         [_text_col("Table"), _text_col("Create Table")],
-        rows=[(table.name, create_table_sql(table, groups))],
+        rows=[(table.name, create_table_sql(table, groups, db.name))],
         database=db.name,
     )
     return Template(segments=None, decoder=decoder)  # type: ignore[arg-type]
