@@ -422,3 +422,20 @@ def test_foreign_keys_between_plain_columns(enc, direct, database) -> None:
         assert e.value.args[0] == 1235 and "encrypted column" in e.value.args[1], bad
     assert {"c", "p"} <= {r[0] for r in rows(enc, "SHOW TABLES")}
     assert not {"x1", "x2"} & {r[0] for r in rows(enc, "SHOW TABLES")}
+
+
+def test_first_writes_to_two_tables_in_one_transaction(enc) -> None:
+    """The layer rows of a table's onions exist from its CREATE TABLE: a transaction's first
+    write to a second table does not wait on the gap locks of its first write's guards."""
+    rows(enc, "CREATE TABLE ta (id INT PRIMARY KEY, v VARCHAR(9))")
+    rows(enc, "CREATE TABLE tb (id INT PRIMARY KEY, v VARCHAR(9))")
+    rows(enc, "BEGIN")
+    rows(enc, "INSERT INTO ta VALUES (1, 'a')")
+    rows(enc, "INSERT INTO tb VALUES (1, 'b')")
+    rows(enc, "ALTER TABLE ta ADD COLUMN w INT")  # commits; its new onions get rows too
+    rows(enc, "BEGIN")
+    rows(enc, "INSERT INTO tb VALUES (2, 'c')")
+    rows(enc, "INSERT INTO ta VALUES (2, 'd', 5)")
+    rows(enc, "COMMIT")
+    assert rows(enc, "SELECT id, v, w FROM ta ORDER BY id") == [(1, "a", None), (2, "d", 5)]
+    assert rows(enc, "SELECT id, v FROM tb ORDER BY id") == [(1, "b"), (2, "c")]
