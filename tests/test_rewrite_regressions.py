@@ -232,3 +232,35 @@ def test_insert_ignore_on_duplicate_key_update_and_replace(both) -> None:
         "INSERT INTO u (email, n) VALUES ('a@x', 1) ON DUPLICATE KEY UPDATE note = VALUES(email)",
     ]:
         assert encrypted_outcome(runner, sql) == ("error", 1235), sql
+
+
+def test_order_by_position_is_planned_per_position(both) -> None:
+    """`ORDER BY 1` (Django's form) sorts by that result column; the shape cache must not
+    serve ORDER BY 2 the plan made for ORDER BY 1 (same shape, other literal)."""
+    plain, runner = both
+    for sql in [
+        DDL,
+        "INSERT INTO n (u, a, d) VALUES (3, 10, 2.00), (1, 30, 1.00), (2, 20, 3.00)",
+        "SELECT u AS x, a FROM n ORDER BY 1",
+        "SELECT u AS x, a FROM n ORDER BY 2 DESC",
+        "SELECT u AS x, a FROM n ORDER BY 1 DESC",
+        "SELECT * FROM n WHERE a > 5 ORDER BY 4, 1 LIMIT 2",
+        "SELECT * FROM n WHERE a > 15 ORDER BY 3, 1 LIMIT 2",
+        "SELECT u, COUNT(*) FROM n GROUP BY u ORDER BY 1 DESC",
+        "SELECT a FROM n ORDER BY 2",  # 1054, as MariaDB
+    ]:
+        _same(plain, runner, sql)
+
+
+def test_columns_of_a_table_grouped_by_its_primary_key(both) -> None:
+    """`SELECT name, COUNT(b.x) ... GROUP BY a.id` (Django's annotate()): a's columns depend
+    on its primary key, so MariaDB accepts them ungrouped; so does the proxy."""
+    plain, runner = both
+    for sql in [
+        DDL,
+        "INSERT INTO n (u, a, d) VALUES (3, 10, 2.00), (1, 30, 1.00), (2, 10, 3.00)",
+        "SELECT n.a, n.d, COUNT(m.id) FROM n LEFT JOIN n AS m ON m.id = n.id "
+        "GROUP BY n.id ORDER BY 1, 2",
+        "SELECT a, u FROM n GROUP BY id ORDER BY 2",
+    ]:
+        _same(plain, runner, sql)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlglot
@@ -103,6 +103,8 @@ class Rewriter:
             template.lit_checks, sc.lits
         ):
             template = None  # a LIKE pattern of this statement is decided otherwise
+        if template is not None and template.lit_fixed and not _fixed_hold(template, sc.lits):
+            template = None  # e.g. ORDER BY another position
         if template is not None:
             self.hits += 1
             self._cache.move_to_end(key)
@@ -200,6 +202,7 @@ class Rewriter:
             return PeelFirst(list(ctx.peels)), lits, False
         template.guards = _guards(template)
         template.lit_checks = tuple(dict.fromkeys(ctx.checks))
+        template.lit_fixed = tuple(ctx.fixed)
         cacheable = mapped and type(node) in HANDLERS and ctx.used == set(lit_index.values())
         return template, lits, cacheable
 
@@ -284,3 +287,7 @@ def _requote(n: exp.Literal) -> str:
     if not n.is_string:
         return n.this
     return "'" + n.this.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _fixed_hold(template: Template, lits: Sequence[Lit]) -> bool:
+    return all(i < len(lits) and lits[i].value == v for i, v in template.lit_fixed)

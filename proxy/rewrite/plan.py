@@ -385,6 +385,7 @@ class Template:
     # LIKE patterns decided by their value (Search onion or proxy.rewrite.residual): a
     # statement of the same shape whose patterns decide otherwise is planned again
     lit_checks: tuple[tuple[int, bool], ...] = ()
+    lit_fixed: tuple[tuple[int, str], ...] = ()  # literals the template was made for (Ctx.fixed)
 
     def bind(self, lits: Sequence[Lit], crypto: Crypto) -> Plan:
         if self.pass_through:

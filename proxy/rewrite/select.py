@@ -38,7 +38,7 @@ from proxy.rewrite.decode import (
     min_max_out,
     sum_out,
 )
-from proxy.rewrite.errors import Unsupported
+from proxy.rewrite.errors import Refusal, Unsupported
 from proxy.rewrite.insert import only
 from proxy.rewrite.plan import SMALL_ROWS, RawLit, Segment, Template
 from proxy.rewrite.predicate import predicate
@@ -293,9 +293,12 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
     readers: list[ReaderSpec] = []
     for e, name in items:
         if isinstance(e, tuple):
+            det = det_only
             if grouped and e not in group_cols:
-                raise Unsupported(f"column {e[1].name} neither grouped nor aggregated")
-            readers.append(column_reader(ctx, out, e[0], e[1], det_only))
+                if not _by_primary_key(e[0], group_cols):
+                    raise Unsupported(f"column {e[1].name} neither grouped nor aggregated")
+                det = distinct is not None  # one row's value per group: any layer will do
+            readers.append(column_reader(ctx, out, e[0], e[1], det))
             out.columns.append(column_out(e[1], name, e[0].alias, e[0].table))
             out.sources.append(e)
         elif isinstance(e, AGGREGATES):
@@ -359,6 +362,15 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             ]  # fmt: skip
             template.small_decoder = small_spec
     return template
+
+
+def _by_primary_key(src: Source, group_cols: list[tuple[Source, Column]]) -> bool:
+    """Grouped by every column of src's primary key (`GROUP BY author.id`, as Django's
+    annotate() writes it): each group holds one row of src, so its other columns are
+    functionally dependent on the group and may be selected."""
+    pk = next((i for i in src.table.indexes if i.primary), None)
+    grouped = {c.id for s, c in group_cols if s is src}
+    return pk is not None and set(pk.columns) <= grouped
 
 
 def select_constant(e: exp.Expression) -> tuple[Any, str] | None:
@@ -494,6 +506,12 @@ def _order_and_limit(
             keys.append((hit, desc))
         elif hit is not None:
             keys.append((hit, desc))
+        elif isinstance(e, exp.Literal) and not e.is_string and e.this.isdigit():
+            n = int(e.this)  # `ORDER BY 1`, as Django writes it: the n-th result column
+            if not 1 <= n <= len(items):
+                raise Refusal(1054, "42S22", f"Unknown column '{n}' in 'order clause'")
+            ctx.fix(e)
+            keys.append((n - 1, desc))
         else:
             raise Unsupported("ORDER BY anything but columns, aliases and selected aggregates")
     tail: list[Segment] = []

@@ -59,6 +59,7 @@ class ListDecoder:
     hide: set[str] = field(default_factory=set)
     like: re.Pattern[str] | None = None
     database: str = ""
+    sort: bool = False  # by name, as MariaDB lists SHOW TABLES (byte order of the names)
 
     def bind(self, crypto: object, lits: object) -> ListDecoder:
         return self  # nothing secret, nothing per statement
@@ -79,6 +80,8 @@ class ListDecoder:
             if self.like is not None and not self.like.fullmatch(name):
                 continue
             out.append((name, *values[1:]))
+        if self.sort:
+            out.sort(key=lambda r: str(r[0]).encode("utf-8"))
         return out
 
     def text_row(self, values: Sequence[Any]) -> bytes:
@@ -166,6 +169,7 @@ def _tables(node: exp.Show, db: Database, db_name: str) -> Template:
         hide={LAYERS_TABLE},
         like=like_regex(pattern) if pattern is not None else None,
         database=db_name,
+        sort=True,  # backend names t_10 < t_9 would otherwise order the plaintext ones
     )
     sql = f"SHOW {'FULL ' if full else ''}TABLES FROM {quote_ident(db_name)}"
     return Template(segments=[sql], decoder=decoder)  # type: ignore[arg-type]
