@@ -191,7 +191,7 @@ class Session:
         if self.state.settings_checked:
             return
         reply = await self.backend.query_row(
-            b"SELECT @@character_set_client, @@character_set_results, @@sql_mode"
+            b"SELECT @@character_set_client, @@character_set_results, @@sql_mode, @@tx_isolation"
         )
         self.state.check_settings(reply)
 

@@ -439,3 +439,38 @@ def test_first_writes_to_two_tables_in_one_transaction(enc) -> None:
     rows(enc, "COMMIT")
     assert rows(enc, "SELECT id, v, w FROM ta ORDER BY id") == [(1, "a", None), (2, "d", 5)]
     assert rows(enc, "SELECT id, v FROM tb ORDER BY id") == [(1, "b"), (2, "c")]
+
+
+def test_read_committed_transactions_peel_again(enc, encrypted_proxy, database) -> None:
+    """Under REPEATABLE READ a transaction that read a table since a peel holds share locks
+    on its rows (its reads must be current), so a second peel of that table inside it is
+    refused with 7004. Under READ COMMITTED (Django's level) plain reads see the peels:
+    no locks, and every first use of a layer peels within the transaction."""
+    make_table(enc)
+    other = encrypted_proxy.connect(database, autocommit=True, charset="utf8mb4")
+    try:
+        rows(enc, "BEGIN")
+        assert rows(enc, "SELECT id FROM t WHERE id = 1") == [(1,)]
+        rows(other, "SELECT c FROM t WHERE c = 'beta'")  # a peel made after BEGIN
+        assert rows(enc, "SELECT k FROM t WHERE c = 'gamma'") == [(3,)]  # a current read
+        with pytest.raises(pymysql.err.OperationalError) as e:
+            rows(enc, "SELECT c FROM t WHERE k = 2")  # peels k's Eq onion: waits on us
+        assert e.value.args[0] == 7004
+        rows(enc, "ROLLBACK")
+        rows(enc, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        rows(enc, "BEGIN")
+        assert rows(enc, "SELECT id FROM t WHERE id = 1") == [(1,)]
+        rows(other, "SELECT c FROM t WHERE d = 1.50")  # a peel made after BEGIN
+        assert rows(enc, "SELECT k FROM t WHERE c = 'gamma'") == [(3,)]
+        assert rows(enc, "SELECT c FROM t WHERE k = 2") == [("beta",)]  # peels, in the txn
+        assert rows(enc, "SELECT c FROM t WHERE k > 1 ORDER BY k") == [("beta",), ("gamma",)]
+        rows(enc, "COMMIT")
+        # For the next transaction only: its level is unknown, so its reads are current.
+        rows(enc, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        rows(enc, "BEGIN")
+        assert rows(enc, "SELECT id FROM t WHERE id = 2") == [(2,)]
+        rows(other, "SELECT c FROM t WHERE d > 0")  # d's Ord onion, peeled after BEGIN
+        assert rows(enc, "SELECT c FROM t WHERE d < 0") == [("gamma",)]  # its snapshot: RND
+        rows(enc, "COMMIT")
+    finally:
+        other.close()
