@@ -474,3 +474,26 @@ def test_read_committed_transactions_peel_again(enc, encrypted_proxy, database) 
         rows(enc, "COMMIT")
     finally:
         other.close()
+
+
+def test_drop_database_through_the_proxy(enc, backend) -> None:
+    """DROP DATABASE [IF EXISTS] of a database holding encrypted tables drops it and its
+    schema; of one the proxy does not know, it passes through."""
+    import secrets
+
+    name = f"dd_{secrets.token_hex(4)}"
+    rows(enc, f"DROP DATABASE IF EXISTS {name}")  # nothing there: passes through
+    rows(enc, f"CREATE DATABASE {name}")
+    rows(enc, f"CREATE TABLE {name}.s (id INT PRIMARY KEY, v VARCHAR(9))")
+    rows(enc, f"INSERT INTO {name}.s VALUES (1, 'x')")
+    assert rows(enc, f"SELECT v FROM {name}.s WHERE v = 'x'") == [("x",)]
+    rows(enc, f"DROP DATABASE IF EXISTS {name}")
+    with backend.admin() as a, a.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE %s", (name,))
+        assert cur.fetchall() == ()
+    rows(enc, f"CREATE DATABASE {name}")
+    try:
+        rows(enc, f"CREATE TABLE {name}.s (id INT PRIMARY KEY)")  # the old schema is gone
+        assert rows(enc, f"SHOW TABLES FROM {name}") == [("s",)]
+    finally:
+        rows(enc, f"DROP DATABASE {name}")

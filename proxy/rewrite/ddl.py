@@ -279,8 +279,16 @@ def truncate(node: exp.TruncateTable, *, ctx: Ctx) -> Template:
     return Template(segments=[f"TRUNCATE TABLE {', '.join(names)}"])
 
 
+def dropped_database(node: exp.Drop) -> str:
+    """The database a DROP DATABASE names (sqlglot 30 keeps it in `tables`)."""
+    target = node.this if node.this is not None else (node.args.get("tables") or [None])[0]
+    if target is None:
+        raise Unsupported("this DROP DATABASE")
+    return target.name
+
+
 def drop_database(node: exp.Drop, *, ctx: Ctx) -> Template:
-    name = node.this.name
+    name = dropped_database(node)
     exists = " IF EXISTS" if node.args.get("exists") else ""
     return Template(
         segments=[f"DROP DATABASE{exists} {quote_ident(name)}"],

@@ -25,7 +25,7 @@ from sqlglot.tokens import TokenType
 
 from proxy.rewrite.alter import alter_table, create_index, drop_index
 from proxy.rewrite.context import Crypto
-from proxy.rewrite.ddl import create_table, drop_database, drop_table, truncate
+from proxy.rewrite.ddl import create_table, drop_database, drop_table, dropped_database, truncate
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.infoschema import mentions_infoschema, plan_infoschema, plan_table_status
 from proxy.rewrite.insert import insert
@@ -257,7 +257,7 @@ def _handler(node: exp.Expression, touched: bool, schema: Schema) -> Handler | N
     if isinstance(node, exp.Create) and kind == "TABLE":
         return create_table
     if isinstance(node, exp.Drop) and kind == "DATABASE":
-        return drop_database if schema.database(node.this.name) is not None else None
+        return drop_database if schema.database(dropped_database(node)) is not None else None
     if not touched:
         return None
     return HANDLERS.get(type(node)) or DDL.get((type(node), kind))
