@@ -70,7 +70,8 @@ def orm(
 
 
 def _program(app: Any, connections: Any, alias: str) -> list[Any]:
-    from django.db.models import Count, Sum
+    from django.db import transaction
+    from django.db.models import Count, F, Sum
 
     Author, Book = app.Author, app.Book  # noqa: N806
     with connections[alias].schema_editor() as editor:
@@ -100,6 +101,19 @@ def _program(app: Any, connections: Any, alias: str) -> list[Any]:
         ),
         list(authors.order_by("-age", "name")[1:3].values_list("name", flat=True)),
     ]
+    seen += [
+        list(authors.filter(name__startswith="b").values_list("name", flat=True)),  # LIKE BINARY
+        list(authors.filter(name__contains="n").order_by("name").values_list("name", flat=True)),
+        list(authors.filter(name__endswith="y").values_list("name", flat=True)),
+        list(authors.filter(name__in=["ann", "cy"]).order_by("-name").values_list("id", flat=True)),
+        authors.exclude(name="ann").count(),
+        authors.get_or_create(name="dee", defaults={"age": 7})[1],
+        authors.get_or_create(name="dee", defaults={"age": 8})[1],
+    ]
+    authors.filter(name="dee").update(age=F("age") + 1)
+    with transaction.atomic(using=alias):
+        locked = authors.select_for_update().filter(name="dee")
+        seen.append([a.age for a in locked])
     authors.filter(name="bob").update(age=41)
     seen.append(authors.get(name="bob").age)
     authors.filter(name="ann").delete()  # cascades to ann's book

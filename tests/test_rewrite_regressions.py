@@ -264,3 +264,31 @@ def test_columns_of_a_table_grouped_by_its_primary_key(both) -> None:
         "SELECT a, u FROM n GROUP BY id ORDER BY 2",
     ]:
         _same(plain, runner, sql)
+
+
+def test_like_binary_is_byte_exact(both) -> None:
+    """`LIKE BINARY p` (Django's contains / startswith / endswith): a byte-wise match, so
+    the proxy evaluates it exactly on any collation: `_` is one byte of UTF-8 ('é' is two),
+    case matters, and '%word%' is a substring, not the Search onion's word match."""
+    plain, runner = both
+    for sql in [
+        "CREATE TABLE lb (id INT PRIMARY KEY, b VARCHAR(20) COLLATE utf8mb4_bin, "
+        "c VARCHAR(20), p VARCHAR(20) COMMENT 'cryptdb: plain')",
+        "INSERT INTO lb VALUES (1, 'abc', 'abc', 'abc'), (2, 'Abc', 'ABC', 'Abc'), "
+        "(3, 'xaby', 'xaBy', 'xaby'), (4, 'éa', 'éa', 'éa'), (5, 'a_b', 'a_b', 'a_b'), "
+        "(6, NULL, NULL, NULL)",
+        "SELECT id FROM lb WHERE b LIKE BINARY 'a%' ORDER BY id",
+        "SELECT id FROM lb WHERE c LIKE BINARY 'a%' ORDER BY id",
+        "SELECT id FROM lb WHERE c LIKE BINARY '%ab%' ORDER BY id",
+        "SELECT id FROM lb WHERE b LIKE BINARY '%b' ORDER BY id",
+        "SELECT id FROM lb WHERE c LIKE BINARY '_a' ORDER BY id",
+        "SELECT id FROM lb WHERE c LIKE BINARY '__a' ORDER BY id",
+        "SELECT id FROM lb WHERE b LIKE BINARY 'a\\\\_%' ORDER BY id",
+        "SELECT id FROM lb WHERE b NOT LIKE BINARY '%b%' ORDER BY id",
+        "SELECT id FROM lb WHERE p LIKE BINARY 'A%' ORDER BY id",
+        "SELECT id FROM lb WHERE c LIKE BINARY 'x%' AND id > 1",
+        "UPDATE lb SET p = 'hit' WHERE c LIKE BINARY '%B%'",
+        "DELETE FROM lb WHERE c LIKE BINARY 'é%'",
+        "SELECT id, p FROM lb ORDER BY id",
+    ]:
+        _same(plain, runner, sql)

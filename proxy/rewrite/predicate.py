@@ -212,13 +212,17 @@ def _like(node: exp.Like, ctx: Ctx, scope: Scope, where: str) -> list[Segment]:
         return ["(NOT ", *_like(exp.Like(this=node.this, expression=node.expression), ctx,
                                 scope, where), ")"]  # fmt: skip
     kind, src, col = _operand(node.this, ctx, scope, where)
-    pattern = node.expression
+    from proxy.rewrite.residual import binary_pattern
+
+    pattern, binary = binary_pattern(node.expression)
     if kind != "col" or not isinstance(pattern, exp.Literal) or not pattern.is_string:
         raise Unsupported("LIKE without a column and a pattern")
     assert isinstance(src, Source) and isinstance(col, Column)
     idx = ctx.lit(pattern)
     if col.plain:
-        return [src.col(col.plain_name), " LIKE ", RawLit(idx)]
+        return [src.col(col.plain_name), " LIKE BINARY " if binary else " LIKE ", RawLit(idx)]
+    if binary:  # encrypted text takes it as a residual; anything else has no byte form here
+        raise Unsupported(f"LIKE BINARY on encrypted column {col.name}")
     need(ctx, src, col, "word search")
     return [
         "cryptdb_search_match(",
