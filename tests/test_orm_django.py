@@ -96,6 +96,7 @@ def _program(app: Any, connections: Any, alias: str) -> list[Any]:
         books.aggregate(Sum("price")),
         list(authors.annotate(n=Count("book")).order_by("name").values_list("name", "n")),
         list(authors.filter(age__isnull=True).values_list("name", flat=True)),
+        list(books.values("author").annotate(s=Sum("price")).order_by("author")),  # GROUP BY 1
         list(
             books.filter(price__gte=Decimal("5")).order_by("-price").values_list("title", flat=True)
         ),

@@ -292,3 +292,17 @@ def test_like_binary_is_byte_exact(both) -> None:
         "SELECT id, p FROM lb ORDER BY id",
     ]:
         _same(plain, runner, sql)
+
+
+def test_group_by_position(both) -> None:
+    """`GROUP BY 1` (Django's values().annotate()), cached per position like ORDER BY 1."""
+    plain, runner = both
+    for sql in [
+        DDL,
+        "INSERT INTO n (u, a, d) VALUES (3, 10, 2.00), (1, 10, 1.00), (3, 20, 3.00)",
+        "SELECT a AS x, SUM(d) AS s FROM n GROUP BY 1 ORDER BY 1",
+        "SELECT u, a, COUNT(*) FROM n GROUP BY 2, 1 ORDER BY 2, 1",
+        "SELECT u, a, COUNT(*) FROM n GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT u, COUNT(*) FROM n GROUP BY 3",  # 1054, as MariaDB
+    ]:
+        _same(plain, runner, sql)

@@ -271,9 +271,14 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
     group_cols: list[tuple[Source, Column]] = []
     if group is not None:
         for g in group.expressions:
-            if not isinstance(g, exp.Column) or group.args.get("rollup") or group.args.get("cube"):
+            if group.args.get("rollup") or group.args.get("cube"):
+                raise Unsupported("GROUP BY ... WITH ROLLUP / CUBE")
+            if isinstance(g, exp.Literal) and not g.is_string and g.this.isdigit():
+                group_cols.append(_group_position(g, items, ctx))  # `GROUP BY 1`, as Django
+            elif isinstance(g, exp.Column):
+                group_cols.append(scope.column(g, "group statement"))
+            else:
                 raise Unsupported("GROUP BY anything but columns")
-            group_cols.append(scope.column(g, "group statement"))
     grouped = group is not None or any(isinstance(e, AGGREGATES) for e, _ in items)
     det_only = grouped or distinct is not None
     # ---- residual conditions, evaluated in the proxy (proxy.rewrite.residual) ----
@@ -362,6 +367,19 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             ]  # fmt: skip
             template.small_decoder = small_spec
     return template
+
+
+def _group_position(
+    g: exp.Literal, items: list[tuple[exp.Expression | tuple[Source, Column], str]], ctx: Ctx
+) -> tuple[Source, Column]:
+    n = int(g.this)
+    if not 1 <= n <= len(items):
+        raise Refusal(1054, "42S22", f"Unknown column '{n}' in 'group statement'")
+    item = items[n - 1][0]
+    if not isinstance(item, tuple):
+        raise Unsupported("GROUP BY the position of anything but a column")
+    ctx.fix(g)  # the plan groups by this position: cached for it only
+    return item
 
 
 def _by_primary_key(src: Source, group_cols: list[tuple[Source, Column]]) -> bool:
