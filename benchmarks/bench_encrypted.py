@@ -109,6 +109,16 @@ def load(conn: pymysql.Connection) -> None:
             cur.execute(f"INSERT INTO sbtest1 (id, k, c, pad) VALUES {rows}")
 
 
+def make_databases(backend: DevBackend, tmp: Path) -> Path:
+    """The `plain` and `enc` databases, and a private directory for the keystore."""
+    with backend.admin() as a, a.cursor() as cur:
+        cur.execute("CREATE DATABASE plain")
+        cur.execute("CREATE DATABASE enc")
+    ks = tmp / "ks"
+    ks.mkdir(mode=0o700)
+    return ks
+
+
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.conftest import LOW_KDF, start_proxy, stop_proxy
@@ -118,11 +128,7 @@ def main() -> None:
         backend.start()
         proxy = proxy2 = None
         try:
-            with backend.admin() as a, a.cursor() as cur:
-                cur.execute("CREATE DATABASE plain")
-                cur.execute("CREATE DATABASE enc")
-            ks = Path(tmp) / "ks"
-            ks.mkdir(mode=0o700)
+            ks = make_databases(backend, Path(tmp))
             proxy = start_proxy(
                 backend, Path(tmp) / "proxy", extra=f"keystore = {ks / 'keystore'}\n" + LOW_KDF
             )
