@@ -282,28 +282,52 @@ def own_transaction(session: Session) -> bool:
     return not session.status & STATUS_IN_TRANS and bool(session.status & STATUS_AUTOCOMMIT)
 
 
-async def begin(session: Session) -> None:
+BEGIN, COMMIT = bytes((COM_QUERY,)) + b"BEGIN", bytes((COM_QUERY,)) + b"COMMIT"
+
+
+async def begin(session: Session, *, deferred: bool = False) -> None:
+    """BEGIN; `deferred`: sent with the next command, which must only read (Backend.defer)."""
+    if deferred:
+        session.backend.defer(BEGIN)
+        session.status |= STATUS_IN_TRANS  # as BEGIN's OK will say; end() sets the real flags
+        return
     session.status = parse_ok(await session.backend.simple_command(COM_QUERY, b"BEGIN")).status
 
 
 async def end(session: Session, commit: bool) -> None:
     reply = await session.backend.simple_command(COM_QUERY, b"COMMIT" if commit else b"ROLLBACK")
+    ended(session, reply)
+
+
+def ended(session: Session, reply: bytes) -> None:
+    """The reply to COMMIT / ROLLBACK."""
     if reply[0] == 0xFF:
         raise BackendError(*parse_err(reply))
     session.status = parse_ok(reply).status
+
+
+async def write_and_commit(session: Session, sql: str) -> bytes:
+    """The write of our own transaction and its COMMIT in one round trip; the write's reply.
+    When the write fails, the COMMIT ends a transaction that has only read (share locks, a
+    SELECT ... FOR UPDATE): the same as a ROLLBACK."""
+    backend = session.backend
+    backend.send(bytes((COM_QUERY,)) + sql.encode("utf-8"), COMMIT)
+    reply = await backend.read()
+    backend.next_reply()
+    ended(session, await backend.read())
+    return reply
 
 
 async def guarded_write(session: Session, client: PacketStream, plan: Execute) -> None:
     """A write that stores onions at RND, with their layer rows share-locked from before the
     write until its transaction ends (the client's, or BEGIN ... COMMIT of our own)."""
     assert plan.sql is not None
-    backend = session.backend
     own = own_transaction(session)
     if not own:
         await hold_layers(session, plan.guards)
         await execute(session, client, plan)
         return
-    await begin(session)
+    await begin(session, deferred=True)  # sent with the layers' lock read
     if plan.decoder is not None:  # INSERT ... RETURNING: its rows, sent once committed
         result = None
         try:
@@ -315,13 +339,14 @@ async def guarded_write(session: Session, client: PacketStream, plan: Execute) -
             values = decode(plan.decoder, result.rows)
             await send_decoded(session, client, plan.decoder, values, result, result.definitions)
         return
-    reply = b""
+    committing = False
     try:
         await hold_layers(session, plan.guards)
-        backend.send(bytes((COM_QUERY,)) + plan.sql.encode("utf-8"))
-        reply = await backend.read()
+        committing = True
+        reply = await write_and_commit(session, plan.sql)
     finally:
-        await end(session, commit=reply[:1] == b"\x00")
+        if not committing:
+            await end(session, commit=False)
     if reply[0] != 0x00:
         client.write(reply)  # an ERR (a duplicate key, a bad value): rolled back
         return
@@ -495,8 +520,8 @@ async def read_modify_write(session: Session, client: PacketStream, plan: ReadMo
     backend = session.backend
     own = own_transaction(session)
     if own:
-        await begin(session)
-    done = False
+        await begin(session, deferred=True)  # sent with the first read below
+    settled = not own  # our transaction ended (or none was begun)
     try:
         if plan.guards:
             await hold_layers(session, plan.guards)
@@ -506,16 +531,21 @@ async def read_modify_write(session: Session, client: PacketStream, plan: ReadMo
         update = plan.finish(result.rows)
         if update is None:
             reply = make_ok(status=result.status, info=b"Rows matched: 0  Changed: 0  Warnings: 0")
+            if own:
+                settled = True
+                await end(session, commit=True)
+        elif own:
+            settled = True
+            reply = await write_and_commit(session, update)
         else:
             backend.send(bytes((COM_QUERY,)) + update.encode("utf-8"))
             reply = await backend.read()
-            if reply[0] != 0x00:
-                client.write(reply)  # an ERR (e.g. a duplicate key)
-                return
-        done = True
+        if reply[0] != 0x00:
+            client.write(reply)  # an ERR (e.g. a duplicate key)
+            return
     finally:
-        if own:
-            await end(session, commit=done)
+        if not settled:
+            await end(session, commit=False)
     if not own:
         session.status = parse_ok(reply).status
     relay_ok(client, reply, session.status)
