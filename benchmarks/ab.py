@@ -25,7 +25,7 @@ from benchmarks.bench_encrypted import _connect, load, make_databases, measure
 from proxy.devbackend import DevBackend
 
 HERE = Path(__file__).resolve().parent.parent
-STATEMENTS = {"point": 1, "mix": 20}  # client statements per unit of work
+STATEMENTS = {"point": 1, "mix": 20, "write": 1}  # client statements per unit of work
 TICK = os.sysconf("SC_CLK_TCK")
 
 

@@ -8,7 +8,8 @@ UPDATE k = k + 1, UPDATE c, DELETE and INSERT of the same id). 1 and 4 client pr
 Warm-up first: the first query on each column peels an onion, which is not what is timed.
 The encrypted table is also measured through a second proxy on the same keystore with
 `workers = 2` (proxy/workers.py): one event loop is one core.
-`BENCH_SECONDS` (default 3) sets each measurement's length; `KINDS=point` runs one workload.
+`BENCH_SECONDS` (default 3) sets each measurement's length; `KINDS=point` runs one workload
+(`write`: autocommit UPDATEs of an RND column, not run by default).
 """
 
 from __future__ import annotations
@@ -70,7 +71,13 @@ def mix(cur: Any, r: random.Random) -> None:
     cur.execute("COMMIT")
 
 
-WORKLOADS = {"point": point, "mix": mix}
+def write(cur: Any, r: random.Random) -> None:
+    """An autocommit UPDATE of a column no query reads: its onions stay at RND, so the
+    proxy locks their layer rows in a transaction of its own (a guarded write)."""
+    cur.execute("UPDATE sbtest1 SET pad = %s WHERE id = %s", (_c(r)[:59], r.randint(1, ROWS)))
+
+
+WORKLOADS = {"point": point, "mix": mix, "write": write}
 
 
 def _connect(port: int, db: str) -> pymysql.Connection:

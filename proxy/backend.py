@@ -200,6 +200,16 @@ class Backend:
             return None  # the deferred replies come first: read() settles them
         return self._packets.next_packet()
 
+    def forward(self, out: bytearray, seq: int, limit: int = 1 << 30) -> tuple[int, int]:
+        """Result packets already received, moved verbatim to `out` (PacketReader.forward)."""
+        if self._owed:
+            return seq, 0
+        try:
+            return self._packets.forward(out, seq, limit)
+        except FramingError as e:
+            self.abort()
+            raise BackendUnavailable(f"backend protocol error: {e}") from None
+
     async def simple_command(self, command: int, arg: bytes = b"") -> bytes:
         """A command answered by one OK/EOF packet; a backend ERR raises BackendError."""
         self.send(bytes((command,)) + arg)

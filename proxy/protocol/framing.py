@@ -91,6 +91,53 @@ class PacketReader:
                 self._parts_len = 0
             return chunk
 
+    def forward(self, out: bytearray, seq: int, limit: int) -> tuple[int, int]:
+        """Move up to `limit` complete packets, as they are, from the buffer to `out`,
+        renumbered from `seq`: a relay without a copy and a re-frame per packet. Stops before
+        anything else than a plain result packet: an EOF (0xFE, under 9 bytes) or ERR (0xFF)
+        first byte, an empty packet or one part of a split (16 MiB) packet, all of which
+        the caller reads with next_packet(). Returns (the next seq for `out`, packets moved).
+        Sequence ids are checked as next_packet() checks them."""
+        if self._parts:
+            return seq, 0
+        buf, pos, moved = self._buf, self._pos, 0
+        n = len(buf)
+        expected = self.expected_seq
+        view = memoryview(buf)
+        try:
+            while moved < limit and n - pos >= 4:
+                length = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
+                end = pos + 4 + length
+                if end > n or length == 0 or length == MAX_CHUNK or length > self.max_packet:
+                    break
+                head = buf[pos + 4]
+                if head == 0xFF or (head == 0xFE and length < 9):
+                    break
+                got = buf[pos + 3]
+                if got != expected and expected >= 0:
+                    raise FramingError(
+                        f"packets out of order: expected sequence id {expected}, got {got}"
+                    )
+                if got == seq:  # numbering already right (the usual case): copy as is
+                    out += view[pos:end]
+                else:
+                    out += view[pos : pos + 3]
+                    out.append(seq)
+                    out += view[pos + 4 : end]
+                expected = (got + 1) & 0xFF
+                seq = (seq + 1) & 0xFF
+                pos = end
+                moved += 1
+        finally:
+            view.release()  # the buffer must stay resizable
+        if moved:
+            self.expected_seq = expected
+            self._pos = pos
+            if pos > 1 << 20:  # keep the buffer from growing with consumed data
+                del buf[:pos]
+                self._pos = 0
+        return seq, moved
+
 
 def frame(payload: bytes, seq: int, out: bytearray) -> int:
     """Append `payload` framed as packet(s) to `out`; return the next sequence id."""
