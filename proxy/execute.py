@@ -122,8 +122,9 @@ async def read_result(session: Session, client: PacketStream | None, sql: str) -
     count, _ = read_lenenc_int(first, 0)
     count = count or 0
     # The backend's definitions name ciphertext columns: never sent on (Evaluate reads them).
-    definitions = [await backend.read() for _ in range(count)]
-    if not is_eof(await backend.read()):
+    # Usually all received with the first packet: no coroutine per packet then.
+    definitions = [backend.next_buffered() or await backend.read() for _ in range(count)]
+    if not is_eof(backend.next_buffered() or await backend.read()):
         raise BackendUnavailable("backend sent a malformed result set")
     rows: list[list[bytes | None]] = []
     while True:
