@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from pymysql.constants import CLIENT
 
-from proxy.devbackend import DevBackend
+from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
 from tests.conftest import ProxyProcess
 from tests.expr_workload import DDL, PROXY_REFUSALS, REFUSED_EXPRS, ExprWorkload
 from tests.rewrite_support import connect, extra_database
@@ -79,3 +79,46 @@ def test_exprs_through_the_proxy(
     assert len(sent) > STATEMENTS
     texts = {v for v in work.used if len(v) >= 5} | {SECRET}
     assert [(v, q[:60]) for q in sent for v in texts if v in q] == []
+
+
+# Without parameters: the proxy binds them as literals, so `a + ?` is named and typed as
+# `a + 1` would be (MariaDB names it `a + ?`, typed by the parameter), as for SELECT ?.
+PREPARED = [
+    "SELECT a + 1, d / 3, CONCAT(s, '!'), UPPER(g), COALESCE(u, -1) FROM x ORDER BY id",
+    "SELECT IF(a > 0, t, tn), YEAR(dt), ROUND(d, 1), b DIV 7, e MOD 4 FROM x ORDER BY id",
+    "SELECT SUBSTRING(s, 2, 3), LENGTH(c), -ti, FLOOR(ud), DATE(dt) FROM x ORDER BY id",
+]
+
+
+def test_exprs_prepared_through_the_proxy(
+    backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str
+) -> None:
+    """Server-side prepared statements (binary rows): the same values and descriptions as
+    MariaDB's own for the plaintext copy."""
+    import mysql.connector
+
+    work = ExprWorkload(63)
+    enc_load = encrypted_proxy.connect(encrypted_db, autocommit=True, charset="utf8mb4")
+    plain_load = connect(backend, database, charset="utf8mb4")
+    try:
+        for sql in [DDL] + [work.insert() for _ in range(20)]:
+            assert _run(plain_load, sql)[0] == _run(enc_load, sql)[0] == "ok", sql
+    finally:
+        enc_load.close()
+        plain_load.close()
+    enc = encrypted_proxy.connector(encrypted_db, charset="utf8mb4")
+    plain = mysql.connector.connect(host="127.0.0.1", port=backend.port, user=DEMO_USER,
+                                    password=DEMO_PASSWORD, database=database, use_pure=True,
+                                    ssl_disabled=True, charset="utf8mb4")  # fmt: skip
+    try:
+        for sql in PREPARED:
+            results = []
+            for conn in (plain, enc):
+                cur = conn.cursor(prepared=True)
+                cur.execute(sql)
+                results.append((cur.description, cur.fetchall()))
+                cur.close()
+            assert results[0] == results[1], sql
+    finally:
+        enc.close()
+        plain.close()
