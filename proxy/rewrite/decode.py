@@ -213,7 +213,7 @@ def constant_out(name: str, value: Any, text: str = "") -> OutCol:
     if isinstance(value, Decimal):
         _, digits, exponent = value.as_tuple()
         scale = max(0, -int(exponent))
-        precision = max(len(digits), scale)
+        precision = max(len(digits), scale + 1)  # 0.25: 3 digits to MariaDB (a leading 0)
         length = decimal_length(precision, scale)  # a sign's place even when positive
         return OutCol(
             name, T_NEWDECIMAL, length, scale, NOT_NULL_FLAG | BINARY_FLAG, expression=True
@@ -266,7 +266,7 @@ def decimal_out(name: str, precision: int, scale: int) -> OutCol:
 class ReaderSpec:
     """A reader to build at bind time, once the column's cipher objects are at hand."""
 
-    kind: str  # eq_rnd det ord_rnd ope hom avg plain int decimal raw fixed present
+    kind: str  # eq_rnd det ord_rnd ope hom avg plain int decimal raw fixed present expr
     pos: tuple[int, ...]
     ref: tuple[int, int, Column] | None = None  # (database id, table id, column)
     scale: int = 0
@@ -277,6 +277,8 @@ class ReaderSpec:
         if kind == "fixed":
             value = self.value
             return lambda row: value
+        if kind == "expr":  # proxy.rewrite.exprs.ExprReader: computed from column readers
+            return self.value.make(crypto)
         if kind == "plain":
             assert self.ref is not None
             return _plain_reader(pos[0], self.ref[2])

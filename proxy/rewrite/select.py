@@ -26,7 +26,7 @@ from typing import Any
 from sqlglot import exp
 
 from onion.encoding import Kind
-from proxy.rewrite import residual
+from proxy.rewrite import exprs, residual
 from proxy.rewrite.decode import (
     DecoderSpec,
     OutCol,
@@ -163,7 +163,8 @@ def _items(
     """The select list, each item with its result column name as MariaDB gives it: the alias,
     else a column's name as written (`A`, not the declared `a`), else the item's text."""
     items: list[tuple[exp.Expression | tuple[Source, Column], str]] = []
-    for e in node.expressions:
+    written: list[str | None] | None = None  # expressions' texts, found when first needed
+    for n, e in enumerate(node.expressions):
         alias = None
         if isinstance(e, exp.Alias):
             alias, e = e.alias, e.this
@@ -180,6 +181,11 @@ def _items(
             items.append(((src, col), alias or e.name))
         elif (const := select_constant(e)) is not None:
             items.append((e, alias or const[1]))
+        elif alias is None and not isinstance(e, AGGREGATES):
+            if written is None:
+                written = exprs.item_names(sql, node.expressions) if sql else []
+            text = written[n] if n < len(written) else None
+            items.append((e, text or _written(e, sql) or e.sql("mysql")))
         else:
             items.append((e, alias or _written(e, sql) or e.sql("mysql")))
     return items
@@ -296,6 +302,7 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
     # ---- end residual ----
     out = _Out()
     readers: list[ReaderSpec] = []
+    computed = False
     for e, name in items:
         if isinstance(e, tuple):
             det = det_only
@@ -318,8 +325,15 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             readers.append(ReaderSpec("fixed", (), value=const[0]))
             out.columns.append(constant_out(name, const[0]))
             out.sources.append(e)
-        else:
-            raise Unsupported(f"{type(e).__name__.upper()} in the select list")
+        else:  # computed by the proxy from the columns it names (proxy.rewrite.exprs)
+            r, oc = exprs.select_item(
+                e, name, scope, lambda s, c: column_reader(ctx, out, s, c, False), ctx.sql,
+                grouped=det_only,
+            )  # fmt: skip
+            readers.append(r)
+            out.columns.append(oc)
+            out.sources.append(e)
+            computed = True
     sql: list[Segment] = ["SELECT DISTINCT " if distinct is not None else "SELECT "]
     select_at = len(sql)
     tail: list[Segment] = [" FROM ", *from_sql]
@@ -340,6 +354,8 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
     spec.residual = residual.add_readers(residuals, ctx, out, readers)
     having = node.args.get("having")
     if having is not None:
+        if computed:  # HAVING would compare the computed values as numbers
+            raise Unsupported("HAVING with expressions in the select list")
         spec.having = _having(having.this, ctx, scope, out, spec, items, group_cols, grouped)
         if distinct is not None:
             raise Unsupported("HAVING with DISTINCT")
@@ -402,8 +418,8 @@ def select_constant(e: exp.Expression) -> tuple[Any, str] | None:
         return (None, "NULL") if not neg else None
     if not isinstance(e, exp.Literal):
         return None
-    if e.is_string:
-        return None if neg else (e.this, e.this)
+    if e.is_string:  # named without leading blanks, as MariaDB's Item::set_name does
+        return None if neg else (e.this, e.this.lstrip("".join(map(chr, range(33)))))
     text = e.this
     if not re.fullmatch(r"\d+(\.\d*)?|\.\d+", text):
         return None  # 1e3, 0x1F: other types
@@ -609,7 +625,10 @@ def _sort_reader(
             return len(spec.readers) - 1, _text_kind(k[1])
         k = hit
     x = items[k][0]
-    return k, _text_kind(x[1]) if isinstance(x, tuple) else None
+    if isinstance(x, tuple):
+        return k, _text_kind(x[1])
+    r = spec.readers[k]  # a computed text value sorts by its collation
+    return k, r.value.sort_text if r.kind == "expr" else None
 
 
 def _text_kind(col: Column) -> str | None:
