@@ -36,7 +36,7 @@ from proxy.rewrite import (
     UnionOf,
 )
 from proxy.rewrite.errors import ER_CRYPTDB_SESSION
-from proxy.rewrite.subquery import typed_value
+from proxy.rewrite.subquery_values import typed_value
 from proxy.stream import PacketStream
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from proxy.rewrite import (
     SubqueriesFirst,
     UnionOf,
 )
-from proxy.rewrite.subquery import typed_value
+from proxy.rewrite.subquery_values import typed_value
 from proxy.schema import Schema
 
 

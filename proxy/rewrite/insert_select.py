@@ -24,7 +24,8 @@ from sqlglot import exp
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.plan import SubqueriesFirst
 from proxy.rewrite.resolve import Ctx
-from proxy.rewrite.subquery import _literal, _sensitive
+from proxy.rewrite.subquery import _sensitive
+from proxy.rewrite.subquery_values import literal as _literal
 from proxy.schema import Column
 
 MAX_ROWS = 10_000
