@@ -17,8 +17,9 @@ the ordinary rewrite then encrypts for the column they are compared with:
 in the WHERE clause of SELECT, UPDATE and DELETE (and SET of UPDATE). The plan is
 `SubqueriesFirst(inner, outer, write)` (proxy.rewrite.plan); subqueries may nest (an inner
 statement is planned like any other). Refused with 1235: correlated subqueries (they name a
-column of the outer statement), subqueries in FROM (derived tables), inside select-list
-expressions, or anywhere else.
+column of the outer statement), inside select-list expressions, or anywhere else. (A
+SELECT over a derived table is proxy.rewrite.derived's; as a subquery it is an inner
+statement like any other.)
 
 Fail closed: a value decrypted from an encrypted column must reach the backend encrypted
 again. It is only substituted where it is compared with (or assigned to) an encrypted
@@ -50,6 +51,7 @@ from proxy.rewrite.decode import (
     Decoder,
     OutCol,
 )
+from proxy.rewrite.derived import derived_source
 from proxy.rewrite.errors import ER_NOT_SUPPORTED_YET, UnknownColumn, Unsupported
 from proxy.rewrite.plan import Execute, SubqueriesFirst
 from proxy.rewrite.predicate import COMPARISONS, FLIP
@@ -270,7 +272,8 @@ _PROXY_FILTERS = (exp.LT, exp.LTE, exp.GT, exp.GTE, exp.Between, exp.Like)
 
 def _selected_in_proxy(inner: exp.Expression, ctx: Ctx) -> str | None:
     """What makes the proxy, not the server, decide which rows an inner statement yields:
-    HAVING, or a range / LIKE pattern on encrypted text (proxy.rewrite.residual). Its
+    HAVING, a range / LIKE pattern on encrypted text (proxy.rewrite.residual), or the outer
+    query over a derived table (proxy.rewrite.derived). Its
     result, even a COUNT or a plain column's values or whether it is empty, then tells
     something the server cannot compute: it may only reach the server encrypted."""
     from proxy.rewrite.residual import is_word_pattern
@@ -283,6 +286,8 @@ def _selected_in_proxy(inner: exp.Expression, ctx: Ctx) -> str | None:
             continue
         if sel.args.get("having") is not None:
             return "HAVING"
+        if derived_source(sel) is not None:
+            return "a query over a derived table"
         where = sel.args.get("where")
         for cond in where.find_all(*_PROXY_FILTERS) if where is not None else []:
             if isinstance(cond, exp.Like):
