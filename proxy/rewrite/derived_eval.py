@@ -63,6 +63,13 @@ from proxy.schema import Column
 _INT_BITS = {T_TINY: 8, T_SHORT: 16, T_INT24: 24, T_LONG: 32, T_LONGLONG: 64}
 _TEXT = {T_STRING: "char", T_VAR_STRING: "varchar", T_BLOB: "text"}
 _AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max)
+# What the outer WHERE / HAVING / GROUP BY / ORDER BY may be made of (proxy.rewrite.having).
+_CONDITION = (
+    exp.Where, exp.Having, exp.Group, exp.Order, exp.Ordered, exp.And, exp.Or, exp.Not,
+    exp.Paren, exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.In,
+    exp.Between, exp.Is, exp.Null, exp.Boolean, exp.Literal, exp.Neg, exp.Column,
+    exp.Identifier, exp.Star, exp.Distinct, *_AGGREGATES,
+)  # fmt: skip
 # What a column keeps in MariaDB's temporary tables: no key flags; BINARY only on binary
 # strings and temporal types (not on numbers). GROUP_FLAG shares NUM_FLAG's bit.
 _TEMP_KEEP = NOT_NULL_FLAG | BLOB_FLAG | UNSIGNED_FLAG | NO_DEFAULT_VALUE_FLAG
@@ -105,6 +112,15 @@ class Outer:
             e = item.this if isinstance(item, exp.Alias) else item
             if not _simple(e) and select_constant(e) is None:
                 raise Unsupported(f"{e.key.upper()} in the select list over a derived table")
+        for clause in ("where", "having", "group", "order"):
+            part = node.args.get(clause)
+            bad = (
+                next((n for n in part.walk() if not isinstance(n, _CONDITION)), None)
+                if part
+                else None
+            )
+            if bad is not None:  # refused before the inner statement runs
+                raise Unsupported(f"{bad.key.upper()} in {clause.upper()} over a derived table")
 
     def run(
         self, decoder: Decoder, rows: list[tuple[Any, ...]], origins: list[str | None] | None
