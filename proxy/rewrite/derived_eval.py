@@ -50,6 +50,7 @@ from proxy.rewrite.decode import (
     bin_key,
     constant_out,
     count_out,
+    decimal_out,
     min_max_out,
     sum_out,
 )
@@ -509,11 +510,17 @@ class _Run:
         if fn == "const":
             return constant_out(it.name, self.consts[i])
         col = self.schema_cols[i]
+        oc = self.cols[i]
+        if fn in ("sum", "avg") and col.kind in (Kind.INT, Kind.UINT):
+            # MariaDB's precision of an integer is its display length's digits (a COUNT's
+            # 21 makes 20, where BIGINT's 20 makes 19)
+            digits = oc.length - (0 if col.kind == Kind.UINT else 1)
+            avg = fn == "avg"
+            return decimal_out(it.name, min(65, digits + (4 if avg else 22)), 4 if avg else 0)
         if fn in ("sum", "avg"):
             return sum_out(col, it.name, fn == "avg")
-        if fn in ("min", "max"):
-            return min_max_out(col, it.name)
-        oc = self.cols[i]
+        if fn in ("min", "max"):  # the column's own length (a COUNT's is 21, not BIGINT's 20)
+            return replace(min_max_out(col, it.name), length=oc.length)
         if not self.o.materialized and not temp:  # merged: the alias stands for the table
             return replace(
                 oc, name=it.name, table=self.o.alias, org_table=self.o.alias, org_name=oc.name
@@ -527,6 +534,7 @@ class _Run:
             oc,
             name=it.name,
             flags=flags,
+            decimals=0 if col.kind == Kind.STRING else oc.decimals,  # a field's, not 39
             table=self.o.alias,
             org_table=self.origins[i],
             org_name=oc.name,
