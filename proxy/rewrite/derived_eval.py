@@ -348,6 +348,8 @@ class _Run:
                     f"comparing text column {col.name if col else ''} of a case-insensitive "
                     "collation over a derived table (declare it utf8mb4_bin)"
                 )
+            if clause == "where clause":  # read from the derived table's rows
+                return Operand(reader=slot[1], col=col)
             return Operand(reader=self._slot(slot), col=col)
 
         return condition_tree(cond, operand, clause.split()[0].upper())
@@ -408,7 +410,7 @@ class _Run:
         lits = self.o.lits
         if self.where is not None:
             keep = bind_having(self.where, lits)
-            rows = [r for r in rows if keep(_Wide(r, self.slots))]
+            rows = [r for r in rows if keep(r)]
         if self.grouped:
             groups = _groups(rows, self.group, self.schema_cols) if self.group else [rows]
         else:
@@ -540,13 +542,6 @@ class _Run:
             org_name=oc.name,
             expression=oc.expression or self.o.materialized,
         )
-
-
-class _Wide(tuple):  # type: ignore[type-arg]
-    """A derived row read through slot positions (WHERE sees columns only)."""
-
-    def __new__(cls, row: tuple[Any, ...], slots: list[Slot]) -> _Wide:
-        return super().__new__(cls, tuple(row[s[1]] if s[1] is not None else None for s in slots))
 
 
 def _pad_key(v: Any) -> Any:
