@@ -47,6 +47,7 @@ REFUSED_DERIVED = [
     ("UPDATE r SET p = (SELECT MAX(y.p) FROM (SELECT p FROM q) AS y)", "proxy selects"),
     ("INSERT INTO pl (k) SELECT COUNT(*) FROM (SELECT a FROM r) AS y", "proxy selects"),
     ("SELECT k FROM pl WHERE a IN (SELECT y.a FROM (SELECT a FROM r) AS y)", "plaintext"),
+    ("DELETE FROM r WHERE id IN (SELECT * FROM (SELECT a FROM r) AS y)", "plaintext"),
 ]
 
 

@@ -57,6 +57,19 @@ def derived_source(node: exp.Expression) -> exp.Subquery | None:
     return next((r for r in refs if isinstance(r, exp.Subquery)), None)
 
 
+def passes_rows(node: exp.Select) -> bool:
+    """Whether a SELECT over a derived table hands the derived table's rows on as they are
+    (every row, columns only: `SELECT * FROM (SELECT id FROM t WHERE ...) AS x`, the idiom
+    that works around MariaDB's error 1093): its values and rows are then the inner
+    statement's, which the server selected itself."""
+    if any(node.args.get(k) for k in ("where", "having", "group", "distinct", "limit")):
+        return False
+    if node.args.get("offset") or node.args.get("joins"):
+        return False
+    items = [e.this if isinstance(e, exp.Alias) else e for e in node.expressions]
+    return all(isinstance(e, exp.Star | exp.Column) for e in items)
+
+
 def plan_derived(node: exp.Select, ctx: Ctx) -> Derived:
     from proxy.rewrite.derived_eval import Outer
     from proxy.rewrite.subquery import has_subqueries

@@ -51,7 +51,7 @@ from proxy.rewrite.decode import (
     Decoder,
     OutCol,
 )
-from proxy.rewrite.derived import derived_source
+from proxy.rewrite.derived import derived_source, passes_rows
 from proxy.rewrite.errors import ER_NOT_SUPPORTED_YET, UnknownColumn, Unsupported
 from proxy.rewrite.plan import Execute, SubqueriesFirst
 from proxy.rewrite.predicate import COMPARISONS, FLIP
@@ -236,6 +236,12 @@ def _sensitive(inner: exp.Expression, ctx: Ctx) -> str | None:
     column of the proxy's tables counts as encrypted when every table is the proxy's."""
     selects = [inner] if isinstance(inner, exp.Select) else list(inner.find_all(exp.Select))
     for sel in selects:
+        through = derived_source(sel)
+        if through is not None and passes_rows(sel):  # the derived table's own values
+            found = _sensitive(through.this, ctx)
+            if found is not None:
+                return found
+            continue
         tables = [(a, t) for a, t in _tables(sel, ctx)]
         if all(t is None for _, t in tables):
             continue
@@ -286,7 +292,7 @@ def _selected_in_proxy(inner: exp.Expression, ctx: Ctx) -> str | None:
             continue
         if sel.args.get("having") is not None:
             return "HAVING"
-        if derived_source(sel) is not None:
+        if derived_source(sel) is not None and not passes_rows(sel):
             return "a query over a derived table"
         where = sel.args.get("where")
         for cond in where.find_all(*_PROXY_FILTERS) if where is not None else []:
