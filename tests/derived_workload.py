@@ -48,6 +48,12 @@ REFUSED_DERIVED = [
     ("INSERT INTO pl (k) SELECT COUNT(*) FROM (SELECT a FROM r) AS y", "proxy selects"),
     ("SELECT k FROM pl WHERE a IN (SELECT y.a FROM (SELECT a FROM r) AS y)", "plaintext"),
     ("DELETE FROM r WHERE id IN (SELECT * FROM (SELECT a FROM r) AS y)", "plaintext"),
+    # which ids make the cut may be the proxy's sort of decrypted text (m: min=DET)
+    (
+        "DELETE FROM r WHERE id IN (SELECT * FROM (SELECT id FROM r ORDER BY s LIMIT 2) AS y)",
+        "ORDER BY encrypted column s",
+    ),
+    ("UPDATE r SET p = 1 WHERE id = (SELECT id FROM r ORDER BY m DESC LIMIT 1)", "ORDER BY"),
 ]
 
 

@@ -278,8 +278,9 @@ _PROXY_FILTERS = (exp.LT, exp.LTE, exp.GT, exp.GTE, exp.Between, exp.Like)
 
 def _selected_in_proxy(inner: exp.Expression, ctx: Ctx) -> str | None:
     """What makes the proxy, not the server, decide which rows an inner statement yields:
-    HAVING, a range / LIKE pattern on encrypted text (proxy.rewrite.residual), or the outer
-    query over a derived table (proxy.rewrite.derived). Its
+    HAVING, a range / LIKE pattern on encrypted text (proxy.rewrite.residual), the outer
+    query over a derived table (proxy.rewrite.derived), or an ORDER BY with LIMIT of an
+    encrypted column the proxy sorts (decrypted text, min=DET: the cut is its decision). Its
     result, even a COUNT or a plain column's values or whether it is empty, then tells
     something the server cannot compute: it may only reach the server encrypted."""
     from proxy.rewrite.residual import is_word_pattern
@@ -294,6 +295,12 @@ def _selected_in_proxy(inner: exp.Expression, ctx: Ctx) -> str | None:
             return "HAVING"
         if derived_source(sel) is not None and not passes_rows(sel):
             return "a query over a derived table"
+        order = sel.args.get("order")
+        if order is not None and (sel.args.get("limit") or sel.args.get("offset")):
+            for c in order.find_all(exp.Column):
+                col = next((x for t in tables if (x := t.column(c.name)) is not None), None)
+                if col is not None and _sorted_in_proxy(col):  # then so is the cut
+                    return f"ORDER BY encrypted column {c.name} with LIMIT"
         where = sel.args.get("where")
         for cond in where.find_all(*_PROXY_FILTERS) if where is not None else []:
             if isinstance(cond, exp.Like):
@@ -305,6 +312,14 @@ def _selected_in_proxy(inner: exp.Expression, ctx: Ctx) -> str | None:
                 if col is not None and not col.plain and col.kind == Kind.STRING:
                     return f"a condition on encrypted text column {c.name}"
     return None
+
+
+def _sorted_in_proxy(col: Column) -> bool:
+    """An encrypted column the server cannot order: text (the OPE key does not order it as
+    MariaDB does), or no Ord onion it may peel to OPE (proxy.rewrite.select sorts those)."""
+    if col.plain:
+        return False
+    return col.kind == Kind.STRING or "ord" not in col.onions or not col.allows("ord", "ope")
 
 
 def _target_column(target: exp.Column, outer: list[tuple[str, Table | None]]) -> Column | None:
