@@ -144,7 +144,13 @@ class DevBackend:
         ]
         if os.geteuid() == 0:
             args.append("--user=root")
-        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if done.returncode != 0:
+            # Its own words say why (a datadir in use, a full disk); it prints no secret.
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+            raise RuntimeError(
+                f"mariadb-install-db failed ({done.returncode}): " + " | ".join(tail)
+            )
 
     def admin(self) -> pymysql.Connection:
         """Superuser connection over the private socket (unix_socket authentication)."""

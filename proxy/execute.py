@@ -162,8 +162,9 @@ async def send_result(
     *,
     status: int,
     warnings: int = 0,
+    backend: Sequence[bytes] = (),
 ) -> None:
-    definitions = decoder.definitions()
+    definitions = decoder.definitions(backend)
     write = client.write
     write(lenenc_int(len(definitions)))
     for d in definitions:
@@ -215,16 +216,29 @@ async def execute(session: Session, client: PacketStream, plan: Execute) -> bool
     if result is None:
         return False
     session.status = result.status
-    values = decode(decoder, result.rows)
+    relay = result.definitions if decoder is plan.decoder else ()
+    await send_decoded(session, client, plan.decoder, decode(decoder, result.rows), result, relay)
+    return True
+
+
+async def send_decoded(
+    session: Session,
+    client: PacketStream,
+    decoder: Decoder,
+    values: list[tuple[Any, ...]],
+    result: ResultSet,
+    backend: Sequence[bytes],
+) -> None:
+    """A decoded result with the session's flags and the backend result's warnings."""
     await send_result(
         client,
         session.capabilities,
-        plan.decoder,
+        decoder,
         values,
-        status=result.status,
+        status=session.status,
         warnings=result.warnings,
+        backend=backend,
     )
-    return True
 
 
 def own_transaction(session: Session) -> bool:
@@ -246,7 +260,7 @@ async def end(session: Session, commit: bool) -> None:
 async def guarded_write(session: Session, client: PacketStream, plan: Execute) -> None:
     """A write that stores onions at RND, with their layer rows share-locked from before the
     write until its transaction ends (the client's, or BEGIN ... COMMIT of our own)."""
-    assert plan.sql is not None and plan.decoder is None
+    assert plan.sql is not None
     backend = session.backend
     own = own_transaction(session)
     if not own:
@@ -254,6 +268,17 @@ async def guarded_write(session: Session, client: PacketStream, plan: Execute) -
         await execute(session, client, plan)
         return
     await begin(session)
+    if plan.decoder is not None:  # INSERT ... RETURNING: its rows, sent once committed
+        result = None
+        try:
+            await hold_layers(session, plan.guards)
+            result = await read_result(session, client, plan.sql)  # an ERR: relayed
+        finally:
+            await end(session, commit=result is not None)
+        if result is not None:
+            values = decode(plan.decoder, result.rows)
+            await send_decoded(session, client, plan.decoder, values, result, result.definitions)
+        return
     reply = b""
     try:
         await hold_layers(session, plan.guards)
@@ -333,16 +358,69 @@ def _peel_seen(schema: Any, database: str, g: Guard, layer: str) -> Peel:
                 table.backend_name)  # fmt: skip
 
 
+ER_NO_SUCH_TABLE = 1146
+
+
+async def prepare_layer_rows(session: Session, ops: Sequence[dict[str, Any]]) -> None:
+    """After CREATE / ALTER TABLE (which committed any client transaction): the layer rows
+    of the new onions, made now, so that a later write inside a transaction finds them
+    (made then, an insert could wait on the gap locks of the transaction's own guards)."""
+    catalog = session.catalog
+    assert catalog is not None
+    schema = catalog.schema
+    todo: list[tuple[str, Guard]] = []
+    for op in ops:
+        if op.get("op") not in ("add_table", "replace_table"):
+            continue
+        db = schema.database(op["database"])
+        table = db.tables.get(op["table"]["name"]) if db is not None else None
+        if db is None or table is None:
+            continue
+        for col in table.columns:
+            for onion in ("eq", "ord"):
+                g = (db.id, table.id, col.id, onion)
+                if col.onions.get(onion) == "rnd" and g not in catalog.layer_rows:
+                    todo.append((db.name, g))
+    if not todo:
+        return
+    try:
+        await _create_layer_rows(session, todo)
+    except MysqlError:
+        return  # logged; the first write makes them instead
+    catalog.layer_rows.update(g for _, g in todo)
+
+
+def _text(v: object) -> str:
+    return v.decode() if isinstance(v, bytes | bytearray) else str(v)
+
+
 async def _create_layer_rows(session: Session, rows: Sequence[tuple[str, Guard]]) -> None:
     """Layer rows for onions never peeled, on a connection of its own (autocommit): the
-    client's transaction must hold only record locks on rows that exist."""
+    client's transaction must hold only record locks on rows that exist. Rows that exist
+    already (made by another process, or before a restart) are read, not written: the
+    layers table's CREATE ... IF NOT EXISTS would wait for the metadata lock of a client
+    transaction that read it (this session's own, holding earlier writes' guards)."""
     conn = await _side_connection(session, "cryptdb-layers")
     try:
         async with conn.cursor() as cur:
             await cur.execute(f"SET SESSION innodb_lock_wait_timeout = {PEEL_LOCK_WAIT}")
-            for database, (_, tid, cid, onion) in rows:
-                for sql in layer_setup_sql(database, tid, cid, onion):
-                    await conn.query(sql)  # not a cursor: its warnings ("exists") are expected
+            by_db: dict[str, list[Guard]] = {}
+            for database, g in rows:
+                by_db.setdefault(database, []).append(g)
+            for database, gs in by_db.items():
+                try:
+                    await cur.execute(hold_layers_sql(database, gs, lock=False))
+                    found = await cur.fetchall()
+                    have = {(int(t), int(c), _text(o)) for t, c, o, _ in found}
+                except pymysql.err.ProgrammingError as e:
+                    if e.args[0] != ER_NO_SUCH_TABLE:
+                        raise
+                    have = set()
+                for _, tid, cid, onion in gs:
+                    if (tid, cid, onion) in have:
+                        continue
+                    for sql in layer_setup_sql(database, tid, cid, onion):
+                        await conn.query(sql)  # not a cursor: its warnings ("exists") are expected
     except pymysql.err.MySQLError as e:
         code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
         log.error("layers table set-up failed with backend error %s", code)

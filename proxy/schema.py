@@ -189,6 +189,22 @@ class Index:
     unique: bool = False
     primary: bool = False
     backend: list[str] = field(default_factory=list)  # backend index names serving it
+    # Made for a foreign key (InnoDB's implicit index): dropped when a later index serves it.
+    auto: bool = False
+
+
+@dataclass
+class ForeignKey:
+    """A FOREIGN KEY between plain columns, enforced by the server (proxy.rewrite.ddl)."""
+
+    name: str  # as MariaDB names it: the CONSTRAINT symbol, else the index name, else <t>_ibfk_<n>
+    columns: list[int]  # the referencing columns' ids, in order
+    ref_database: str
+    ref_table: str  # the plaintext name
+    ref_columns: list[str]
+    on_delete: str = "RESTRICT"
+    on_update: str = "RESTRICT"
+    backend: str = ""  # the backend constraint's name (constraint names are per database)
 
 
 @dataclass
@@ -198,6 +214,7 @@ class Table:
     columns: list[Column] = field(default_factory=list)
     indexes: list[Index] = field(default_factory=list)
     engine: str | None = None
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
 
     @property
     def backend_name(self) -> str:
@@ -352,6 +369,7 @@ def _table_from_json(t: dict[str, Any]) -> Table:
         columns=[Column(**c) for c in t["columns"]],
         indexes=[Index(**i) for i in t["indexes"]],
         engine=t.get("engine"),
+        foreign_keys=[ForeignKey(**f) for f in t.get("foreign_keys", [])],
     )
 
 

@@ -98,6 +98,7 @@ class Session:
                         await self._check_session(utf8)
                         if await execute.execute(self, client, plan):
                             self._save(cat, plan.ops)
+                            await execute.prepare_layer_rows(self, plan.ops)
                         return
             elif writes:
                 # Planned and run with no peel in between: within this proxy by its PeelGate,
@@ -191,7 +192,7 @@ class Session:
         if self.state.settings_checked:
             return
         reply = await self.backend.query_row(
-            b"SELECT @@character_set_client, @@character_set_results, @@sql_mode"
+            b"SELECT @@character_set_client, @@character_set_results, @@sql_mode, @@tx_isolation"
         )
         self.state.check_settings(reply)
 

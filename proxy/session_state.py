@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import SqlglotError
 
 from proxy.protocol.errors import MysqlError
@@ -48,22 +49,34 @@ class SessionState:
     database: str | None = None
     tx_token: str | None = None  # the schema token when the open transaction began
     settings_checked: bool = False
+    # The session's isolation level is READ COMMITTED / UNCOMMITTED (what Django sets): every
+    # consistent read sees the rows committed before it, a peel's included.
+    read_committed: bool = False
+    # A `SET TRANSACTION ISOLATION LEVEL` for the next transaction only, which @@tx_isolation
+    # does not show: that transaction's level is unknown until it ends.
+    next_level_set: bool = False
 
     def reset(self) -> None:
         """COM_RESET_CONNECTION: the backend session starts over (same database)."""
         self.tx_token = None
         self.settings_checked = False
+        self.read_committed = self.next_level_set = False
 
     def current_read(self, status: int, token: str) -> bool:
-        """Inside a transaction begun before the schema last changed (a peel), consistent
-        reads see a snapshot with the outer layers: read the latest rows instead."""
-        return bool(status & STATUS_IN_TRANS) and self.tx_token != token
+        """Inside a transaction begun before the schema last changed (a peel), a repeatable
+        read's snapshot still has the outer layers: read the latest rows instead (locking
+        reads). Under READ COMMITTED, known to be in force, plain reads already see them."""
+        if not status & STATUS_IN_TRANS or self.tx_token == token:
+            return False
+        return not (self.read_committed and self.settings_checked and not self.next_level_set)
 
     def after_statement(self, status: int, was_in_trans: int, token: str) -> None:
         if status & STATUS_IN_TRANS and not was_in_trans:
             self.tx_token = token
         elif not status & STATUS_IN_TRANS:
             self.tx_token = None
+            if was_in_trans:
+                self.next_level_set = False  # the transaction it was set for has ended
 
     def after_pass_through(
         self,
@@ -77,14 +90,19 @@ class SessionState:
         word = first_word(sql) if word is None else word
         if word not in SETTINGS_SAFE:
             self.settings_checked = False
+            if word == "SET" and ok and _sets_next_transaction(sql):
+                self.next_level_set = True
         if ok:
             self.after_statement(status, was_in_trans, token)
             if word == "USE":
                 self.database = _use_target(sql) or self.database
 
     def check_settings(self, row: Sequence[bytes | None]) -> None:
-        """Validate (character_set_client, character_set_results, sql_mode)."""
-        client, results, mode = (None if v is None else v.decode("ascii", "replace") for v in row)
+        """Validate (character_set_client, character_set_results, sql_mode[, tx_isolation])."""
+        values = [None if v is None else v.decode("ascii", "replace") for v in row]
+        client, results, mode = values[:3]
+        level = values[3] if len(values) > 3 else None
+        self.read_committed = level in ("READ-COMMITTED", "READ-UNCOMMITTED")
         # Results: decrypted text is sent as utf8mb4; a utf8mb3 client would need MariaDB's
         # conversion ('?' outside the BMP), which the proxy does not imitate.
         if client not in UTF8 or (results is not None and results != "utf8mb4"):
@@ -102,6 +120,17 @@ class SessionState:
                 f"cryptdb: statements on encrypted tables do not support sql_mode {bad[0]}",
             )
         self.settings_checked = True
+
+
+def _sets_next_transaction(sql: str) -> bool:
+    """`SET TRANSACTION ...` (no SESSION / GLOBAL): the next transaction's characteristics.
+    Tokens, not a parse: sqlglot's SET drops the scope keyword."""
+    try:
+        tokens = MySQL().tokenize(sql)
+    except SqlglotError:
+        return True  # unreadable: assume it may have
+    words = [t.text.upper() for t in tokens[:2]]
+    return words == ["SET", "TRANSACTION"]
 
 
 def _use_target(sql: str) -> str | None:

@@ -232,3 +232,77 @@ def test_insert_ignore_on_duplicate_key_update_and_replace(both) -> None:
         "INSERT INTO u (email, n) VALUES ('a@x', 1) ON DUPLICATE KEY UPDATE note = VALUES(email)",
     ]:
         assert encrypted_outcome(runner, sql) == ("error", 1235), sql
+
+
+def test_order_by_position_is_planned_per_position(both) -> None:
+    """`ORDER BY 1` (Django's form) sorts by that result column; the shape cache must not
+    serve ORDER BY 2 the plan made for ORDER BY 1 (same shape, other literal)."""
+    plain, runner = both
+    for sql in [
+        DDL,
+        "INSERT INTO n (u, a, d) VALUES (3, 10, 2.00), (1, 30, 1.00), (2, 20, 3.00)",
+        "SELECT u AS x, a FROM n ORDER BY 1",
+        "SELECT u AS x, a FROM n ORDER BY 2 DESC",
+        "SELECT u AS x, a FROM n ORDER BY 1 DESC",
+        "SELECT * FROM n WHERE a > 5 ORDER BY 4, 1 LIMIT 2",
+        "SELECT * FROM n WHERE a > 15 ORDER BY 3, 1 LIMIT 2",
+        "SELECT u, COUNT(*) FROM n GROUP BY u ORDER BY 1 DESC",
+        "SELECT a FROM n ORDER BY 2",  # 1054, as MariaDB
+    ]:
+        _same(plain, runner, sql)
+
+
+def test_columns_of_a_table_grouped_by_its_primary_key(both) -> None:
+    """`SELECT name, COUNT(b.x) ... GROUP BY a.id` (Django's annotate()): a's columns depend
+    on its primary key, so MariaDB accepts them ungrouped; so does the proxy."""
+    plain, runner = both
+    for sql in [
+        DDL,
+        "INSERT INTO n (u, a, d) VALUES (3, 10, 2.00), (1, 30, 1.00), (2, 10, 3.00)",
+        "SELECT n.a, n.d, COUNT(m.id) FROM n LEFT JOIN n AS m ON m.id = n.id "
+        "GROUP BY n.id ORDER BY 1, 2",
+        "SELECT a, u FROM n GROUP BY id ORDER BY 2",
+    ]:
+        _same(plain, runner, sql)
+
+
+def test_like_binary_is_byte_exact(both) -> None:
+    """`LIKE BINARY p` (Django's contains / startswith / endswith): a byte-wise match, so
+    the proxy evaluates it exactly on any collation: `_` is one byte of UTF-8 ('é' is two),
+    case matters, and '%word%' is a substring, not the Search onion's word match."""
+    plain, runner = both
+    for sql in [
+        "CREATE TABLE lb (id INT PRIMARY KEY, b VARCHAR(20) COLLATE utf8mb4_bin, "
+        "c VARCHAR(20), p VARCHAR(20) COMMENT 'cryptdb: plain')",
+        "INSERT INTO lb VALUES (1, 'abc', 'abc', 'abc'), (2, 'Abc', 'ABC', 'Abc'), "
+        "(3, 'xaby', 'xaBy', 'xaby'), (4, 'éa', 'éa', 'éa'), (5, 'a_b', 'a_b', 'a_b'), "
+        "(6, NULL, NULL, NULL)",
+        "SELECT id FROM lb WHERE b LIKE BINARY 'a%' ORDER BY id",
+        "SELECT id FROM lb WHERE c LIKE BINARY 'a%' ORDER BY id",
+        "SELECT id FROM lb WHERE c LIKE BINARY '%ab%' ORDER BY id",
+        "SELECT id FROM lb WHERE b LIKE BINARY '%b' ORDER BY id",
+        "SELECT id FROM lb WHERE c LIKE BINARY '_a' ORDER BY id",
+        "SELECT id FROM lb WHERE c LIKE BINARY '__a' ORDER BY id",
+        "SELECT id FROM lb WHERE b LIKE BINARY 'a\\\\_%' ORDER BY id",
+        "SELECT id FROM lb WHERE b NOT LIKE BINARY '%b%' ORDER BY id",
+        "SELECT id FROM lb WHERE p LIKE BINARY 'A%' ORDER BY id",
+        "SELECT id FROM lb WHERE c LIKE BINARY 'x%' AND id > 1",
+        "UPDATE lb SET p = 'hit' WHERE c LIKE BINARY '%B%'",
+        "DELETE FROM lb WHERE c LIKE BINARY 'é%'",
+        "SELECT id, p FROM lb ORDER BY id",
+    ]:
+        _same(plain, runner, sql)
+
+
+def test_group_by_position(both) -> None:
+    """`GROUP BY 1` (Django's values().annotate()), cached per position like ORDER BY 1."""
+    plain, runner = both
+    for sql in [
+        DDL,
+        "INSERT INTO n (u, a, d) VALUES (3, 10, 2.00), (1, 10, 1.00), (3, 20, 3.00)",
+        "SELECT a AS x, SUM(d) AS s FROM n GROUP BY 1 ORDER BY 1",
+        "SELECT u, a, COUNT(*) FROM n GROUP BY 2, 1 ORDER BY 2, 1",
+        "SELECT u, a, COUNT(*) FROM n GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT u, COUNT(*) FROM n GROUP BY 3",  # 1054, as MariaDB
+    ]:
+        _same(plain, runner, sql)

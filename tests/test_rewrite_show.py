@@ -86,6 +86,9 @@ def test_show_tables(encrypted: EncryptedRunner) -> None:
     encrypted.execute("SELECT * FROM rr WHERE k = 1")  # a peel: the layers table now exists
     with encrypted.conn.cursor() as cur:
         cur.execute("CREATE TABLE plain_one (x INT)")
-    assert sorted(encrypted.execute("SHOW TABLES")) == [("plain_one",), ("r",), ("rr",)]
-    assert sorted(encrypted.execute("SHOW TABLES LIKE 'r%'")) == [("r",), ("rr",)]
+    # Listed by name as MariaDB does, whatever the order of the backend names (the DDL's
+    # many columns take ids: r is t_1, rr t_<two digits>, a t_<larger>).
+    encrypted.execute("CREATE TABLE a (k INT)")
+    assert encrypted.execute("SHOW TABLES") == [("a",), ("plain_one",), ("r",), ("rr",)]
+    assert encrypted.execute("SHOW TABLES LIKE 'r%'") == [("r",), ("rr",)]
     assert encrypted.execute("SHOW FULL TABLES LIKE 'rr'") == [("rr", "BASE TABLE")]

@@ -44,6 +44,27 @@ def test_transaction_token_and_current_read() -> None:
     assert s.tx_token is None and not s.current_read(AUTOCOMMIT, "tok3")
 
 
+def test_read_committed_needs_no_current_reads() -> None:
+    s = SessionState()
+    s.check_settings([b"utf8mb4", b"utf8mb4", b"", b"READ-COMMITTED"])
+    s.after_pass_through("BEGIN", True, IN_TRANS, 0, "tok1")
+    assert not s.current_read(IN_TRANS, "tok2")  # plain reads see the peel
+    s.after_pass_through("COMMIT", True, 0, IN_TRANS, "tok2")
+    # For the next transaction only: @@tx_isolation would not show it.
+    s.after_pass_through("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", True, 0, 0, "tok2")
+    s.check_settings([b"utf8mb4", b"utf8mb4", b"", b"READ-COMMITTED"])
+    s.after_pass_through("BEGIN", True, IN_TRANS, 0, "tok2")
+    assert s.current_read(IN_TRANS, "tok3")
+    s.after_pass_through("COMMIT", True, 0, IN_TRANS, "tok3")
+    s.after_pass_through("BEGIN", True, IN_TRANS, 0, "tok3")
+    assert not s.current_read(IN_TRANS, "tok4")  # that transaction is over
+    # Settings not read since a SET: not known to be READ COMMITTED any more.
+    s.after_pass_through("SET SESSION tx_isolation = 'REPEATABLE-READ'", True, IN_TRANS, 1, "t")
+    assert s.current_read(IN_TRANS, "tok4")
+    s.check_settings([b"utf8mb4", b"utf8mb4", b"", b"REPEATABLE-READ"])
+    assert s.current_read(IN_TRANS, "tok4")
+
+
 def test_use_tracks_the_database_only_when_it_succeeds() -> None:
     s = SessionState(database="a")
     s.after_pass_through("USE `b`", True, AUTOCOMMIT, 0, "t")

@@ -1,4 +1,5 @@
-"""ALTER TABLE (ADD / DROP COLUMN, RENAME TO), CREATE [UNIQUE] INDEX, DROP INDEX.
+"""ALTER TABLE (ADD / DROP COLUMN, ADD / DROP FOREIGN KEY, RENAME TO), CREATE [UNIQUE]
+INDEX, DROP INDEX.
 
 Each plan carries one `replace_table` op: the table's new state, computed here. Existing rows
 of an added encrypted column get its DEFAULT (or MariaDB's implicit one for NOT NULL: 0 or
@@ -20,13 +21,14 @@ from typing import Any
 from sqlglot import exp
 
 from onion import PaillierPrivateKey
+from proxy.rewrite import foreign
 from proxy.rewrite.columns import backend_decls, column_from_def, onion_type
 from proxy.rewrite.ddl import PAILLIER_WIDTH, _add_index, _columns_of, index_decls
 from proxy.rewrite.errors import Refusal, TableExists, Unsupported
 from proxy.rewrite.insert import default_values, only
 from proxy.rewrite.plan import IvSlot, Segment, Template, quote_ident
 from proxy.rewrite.resolve import Ctx, Source, backend_table, need, resolve_table
-from proxy.schema import Column, Database, Table, table_to_json
+from proxy.schema import Column, Database, Index, Table, table_to_json
 
 _IMPLICIT = {"int": "0", "uint": "0", "decimal": "0", "string": ""}
 
@@ -72,6 +74,15 @@ def alter_table(node: exp.Alter, *, ctx: Ctx) -> Template:
         elif isinstance(action, exp.Drop) and str(action.args.get("kind")).upper() == "COLUMN":
             for c in action.args.get("tables") or []:
                 parts.append(_drop_column(table, c.name))
+        elif isinstance(action, exp.AddConstraint) and all(
+            foreign.is_foreign_key(e) for e in action.expressions
+        ):
+            for e in action.expressions:
+                parts.append(_add_foreign_key(ctx, db, table, e, next_id))
+                next_id += 1
+        elif isinstance(action, exp.Drop) and str(action.args.get("kind")).upper() == "FOREIGN KEY":
+            for t in action.args.get("tables") or []:
+                parts.append([foreign.drop_foreign_key(table, t.name)])
         elif isinstance(action, exp.AlterRename):
             new = action.this.name
             if ctx.schema.table(db.name, new) is not None:
@@ -115,6 +126,29 @@ def _add_column(ctx: Ctx, db: Database, table: Table, col: Column) -> list[Segme
     return out
 
 
+def _add_foreign_key(
+    ctx: Ctx, db: Database, table: Table, item: exp.Expression, uid: int
+) -> list[Segment]:
+    fk, cols, index_name = foreign.add_foreign_key(table, item, db.name, ctx, uid)
+    decls = []
+    if cols is not None:  # InnoDB would add it unseen: the proxy's schema must know it
+        _add_index(table, cols, name=index_name)
+        new = table.indexes[-1]
+        new.auto = True
+        decls = [f"ADD {d}" for d in index_decls(table, new, f"x{uid}")]
+        decls += _drop_superseded(table, new)
+    decls.append(f"ADD {foreign.backend_decl(table, fk, db.name, ctx)}")
+    return [", ".join(decls)]
+
+
+def _drop_superseded(table: Table, new: Index) -> list[str]:
+    out = []
+    for ix in foreign.superseded(table, new.columns, new):
+        table.indexes.remove(ix)
+        out += [f"DROP INDEX {quote_ident(n)}" for n in ix.backend]
+    return out
+
+
 def _drop_column(table: Table, name: str) -> list[Segment]:
     col = table.column(name)
     if col is None:
@@ -125,6 +159,9 @@ def _drop_column(table: Table, name: str) -> list[Segment]:
     for idx in table.indexes:
         if col.id in idx.columns:
             raise Unsupported(f"DROP COLUMN {name}: drop index {idx.name} first")
+    fk = foreign.referencing(table, col)
+    if fk is not None:
+        raise Unsupported(f"DROP COLUMN {name}: drop foreign key {fk.name} first")
     return [", ".join(f"DROP COLUMN {quote_ident(n)}" for n in col.backend_columns())]
 
 
@@ -146,8 +183,9 @@ def create_index(node: exp.Create, *, ctx: Ctx) -> Template:
     _add_index(table, cols, unique=unique, name=index.name)
     idx = table.indexes[-1]
     prefix = f"x{ctx.schema.next_id}"
-    decls = index_decls(table, idx, prefix)
-    sql = f"ALTER TABLE {backend_table(db, old, ctx)} " + ", ".join(f"ADD {d}" for d in decls)
+    # InnoDB drops the index it made for a foreign key once another one serves it.
+    clauses = [f"ADD {d}" for d in index_decls(table, idx, prefix)] + _drop_superseded(table, idx)
+    sql = f"ALTER TABLE {backend_table(db, old, ctx)} " + ", ".join(clauses)
     return Template(segments=[sql], ops=[_op(db, old.name, table, ctx.schema.next_id + 1)])
 
 

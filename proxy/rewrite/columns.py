@@ -46,14 +46,21 @@ INDEXABLE = 3072  # InnoDB's largest index key (bytes) with the DYNAMIC row form
 BLOB_PREFIX = 32  # a DET text value starts with a 16-byte SIV: 32 bytes identify it
 
 
-def _params(dt: exp.DataType) -> list[int]:
+def _params(dt: exp.DataType, name: str) -> list[int]:
     out = []
     for p in dt.expressions:
         v = p.this if isinstance(p, exp.DataTypeParam) else p
         if not isinstance(v, exp.Literal) or v.is_string:
-            raise Unsupported("this column type")
+            raise Unsupported(f"column {name}: type {dt.sql('mysql')}")
         out.append(int(v.this))
     return out
+
+
+_WITH_PARAMS = (
+    exp.DataType.Type.DECIMAL,
+    exp.DataType.Type.UDECIMAL,
+    exp.DataType.Type.DATETIME,
+)
 
 
 def column_from_def(cd: exp.ColumnDef, cid: int) -> tuple[Column, Policy, list[str]]:
@@ -62,8 +69,10 @@ def column_from_def(cd: exp.ColumnDef, cid: int) -> tuple[Column, Policy, list[s
     if not isinstance(dt, exp.DataType):
         raise Unsupported("a column without a type")
     col = Column(id=cid, name=cd.name, sql_type=dt.sql("mysql"), kind="other")
-    params = _params(dt)
     t = dt.this
+    # Only the types the onions hold have their parameters read (ENUM's are strings).
+    held = t in _INTS or t in _TEXTS or t in _WITH_PARAMS
+    params = _params(dt, cd.name) if held else []
     if t in _INTS:
         kind, col.bits = _INTS[t]
         col.kind = kind.value

@@ -1,4 +1,5 @@
 """DDL: CREATE TABLE (anonymized, onion columns), DROP TABLE, TRUNCATE, DROP DATABASE.
+FOREIGN KEYs between plain columns: proxy.rewrite.foreign.
 
 Keys: PRIMARY KEY / UNIQUE on an encrypted column are declared on its Eq onion, which
 therefore starts at DET (random RND ciphertexts cannot enforce uniqueness); a policy of
@@ -22,6 +23,7 @@ from sqlglot import exp
 from onion import PaillierPrivateKey
 from proxy.rewrite.columns import backend_decls, column_from_def, index_part
 from proxy.rewrite.errors import PolicyRefusal, TableExists, Unsupported
+from proxy.rewrite.foreign import add_foreign_key, backend_decl, is_foreign_key, superseded
 from proxy.rewrite.plan import Template, quote_ident
 from proxy.rewrite.resolve import Ctx, backend_table, resolve_table
 from proxy.schema import Column, Index, Table, table_to_json
@@ -84,8 +86,18 @@ def create_table(node: exp.Create, *, ctx: Ctx) -> Template:
         for k in keys:
             _add_index(table, [col], primary=k == "primary", unique=True)
     for item in schema_node.expressions:
-        if not isinstance(item, exp.ColumnDef):
+        if not isinstance(item, exp.ColumnDef) and not is_foreign_key(item):
             _table_constraint(table, item)
+    for item in schema_node.expressions:  # after the keys: an index of theirs may serve one
+        if is_foreign_key(item):
+            _, cols, index_name = add_foreign_key(table, item, database, ctx, next_id)
+            next_id += 1
+            if cols is not None:
+                _add_index(table, cols, name=index_name)
+                new = table.indexes[-1]
+                new.auto = True
+                for ix in superseded(table, new.columns, new):
+                    table.indexes.remove(ix)
     paillier = None
     if any("add" in c.onions for c in table.columns) and not ctx.schema.paillier:
         paillier = PaillierPrivateKey.generate().to_bytes().hex()
@@ -222,6 +234,7 @@ def _backend_create(table: Table, options: dict[str, str], database: str, ctx: C
     decls = [d for c in table.columns for d in backend_decls(c, PAILLIER_WIDTH)]
     for n, idx in enumerate(table.indexes, start=1):
         decls += index_decls(table, idx, f"i{n}")
+    decls += [backend_decl(table, fk, database, ctx) for fk in table.foreign_keys]
     name = quote_ident(table.backend_name)
     if database != ctx.database:
         name = f"{quote_ident(database)}.{name}"
@@ -266,8 +279,16 @@ def truncate(node: exp.TruncateTable, *, ctx: Ctx) -> Template:
     return Template(segments=[f"TRUNCATE TABLE {', '.join(names)}"])
 
 
+def dropped_database(node: exp.Drop) -> str:
+    """The database a DROP DATABASE names (sqlglot 30 keeps it in `tables`)."""
+    target = node.this if node.this is not None else (node.args.get("tables") or [None])[0]
+    if target is None:
+        raise Unsupported("this DROP DATABASE")
+    return target.name
+
+
 def drop_database(node: exp.Drop, *, ctx: Ctx) -> Template:
-    name = node.this.name
+    name = dropped_database(node)
     exists = " IF EXISTS" if node.args.get("exists") else ""
     return Template(
         segments=[f"DROP DATABASE{exists} {quote_ident(name)}"],

@@ -70,6 +70,9 @@ class OutCol:
     fsp: int = 0
     org_table: str | None = None  # None: same as table
     expression: bool = False  # an aggregate: no database, table or column of origin
+    # A plain column of a type the onions do not hold (FLOAT, VARBINARY, TIME, ...): its
+    # type, length, flags and charset are the backend's own for this result column.
+    relay: int | None = None
 
     def definition(self, schema: str = "") -> ColumnDefinition:
         return ColumnDefinition(
@@ -83,6 +86,19 @@ class OutCol:
             table=self.table.encode(),
             org_table=(self.table if self.org_table is None else self.org_table).encode(),
             org_name=self.org_name.encode(),
+        )
+
+    def relayed(self, backend: bytes, schema: str) -> ColumnDefinition:
+        """The backend's definition of this column under the client's names."""
+        d = self.definition(schema)
+        b = ColumnDefinition.decode(backend)
+        return replace(
+            b,
+            name=d.name,
+            schema=d.schema,
+            table=d.table,
+            org_table=d.org_table,
+            org_name=d.org_name,
         )
 
     def encode(self, value: Any) -> bytes | None:
@@ -321,8 +337,14 @@ def _to_text(v: Any) -> Any:
     return _text(v) if isinstance(v, bytes | bytearray) else v
 
 
+def _other_plain(r: ReaderSpec) -> bool:
+    return r.kind == "plain" and r.ref is not None and r.ref[2].kind == "other"
+
+
 def _plain_reader(i: int, col: Column) -> Reader:
     k = col.kind
+    if k == "other":
+        return lambda row: row[i]  # the backend's text as it is (VARBINARY need not be UTF-8)
     if k in (Kind.INT, Kind.UINT):
         conv: Callable[[Any], Any] = _to_int
     elif k == Kind.DECIMAL:
@@ -370,6 +392,15 @@ class DecoderSpec:
     having: Any = None  # proxy.rewrite.having's condition tree, evaluated here
     residual: Any = None  # proxy.rewrite.residual's WHERE conditions, evaluated here
 
+    def __post_init__(self) -> None:
+        if self.aggregate is not None:
+            return  # readers feed the aggregates, not one visible column each
+        columns = list(self.columns)  # (a list other specs may share)
+        for i, r in enumerate(self.readers[: len(columns)]):
+            if _other_plain(r):
+                columns[i] = replace(columns[i], relay=r.pos[0])
+        self.columns = columns
+
     def bind(self, crypto: Crypto, lits: Sequence[Any]) -> Decoder:
         limit = int(lits[self.limit].value) if self.limit is not None else None
         offset = int(lits[self.offset].value) if self.offset is not None else 0
@@ -406,8 +437,15 @@ class Decoder:
     keep: Callable[[tuple[Any, ...]], bool] | None = None  # HAVING: the groups kept
     aggregate: list[tuple[str, int | None, int]] | None = None  # DecoderSpec.aggregate
 
-    def definitions(self) -> list[ColumnDefinition]:
-        return [c.definition(self.database) for c in self.columns]
+    def definitions(self, backend: Sequence[bytes] = ()) -> list[ColumnDefinition]:
+        """`backend`: the raw definitions of the result set the rows were read from."""
+        db = self.database
+        return [
+            c.relayed(backend[c.relay], db)
+            if c.relay is not None and c.relay < len(backend)
+            else c.definition(db)
+            for c in self.columns
+        ]
 
     def decode(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
         readers = self.readers

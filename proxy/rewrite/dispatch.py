@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlglot
@@ -25,7 +25,7 @@ from sqlglot.tokens import TokenType
 
 from proxy.rewrite.alter import alter_table, create_index, drop_index
 from proxy.rewrite.context import Crypto
-from proxy.rewrite.ddl import create_table, drop_database, drop_table, truncate
+from proxy.rewrite.ddl import create_table, drop_database, drop_table, dropped_database, truncate
 from proxy.rewrite.derived import derived_source, plan_derived
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.infoschema import mentions_infoschema, plan_infoschema, plan_table_status
@@ -105,6 +105,8 @@ class Rewriter:
             template.lit_checks, sc.lits
         ):
             template = None  # a LIKE pattern of this statement is decided otherwise
+        if template is not None and template.lit_fixed and not _fixed_hold(template, sc.lits):
+            template = None  # e.g. ORDER BY another position
         if template is not None:
             self.hits += 1
             self._cache.move_to_end(key)
@@ -205,6 +207,7 @@ class Rewriter:
             return PeelFirst(list(ctx.peels)), lits, False
         template.guards = _guards(template)
         template.lit_checks = tuple(dict.fromkeys(ctx.checks))
+        template.lit_fixed = tuple(ctx.fixed)
         cacheable = mapped and type(node) in HANDLERS and ctx.used == set(lit_index.values())
         return template, lits, cacheable
 
@@ -259,7 +262,7 @@ def _handler(node: exp.Expression, touched: bool, schema: Schema) -> Handler | N
     if isinstance(node, exp.Create) and kind == "TABLE":
         return create_table
     if isinstance(node, exp.Drop) and kind == "DATABASE":
-        return drop_database if schema.database(node.this.name) is not None else None
+        return drop_database if schema.database(dropped_database(node)) is not None else None
     if not touched:
         return None
     return HANDLERS.get(type(node)) or DDL.get((type(node), kind))
@@ -289,3 +292,7 @@ def _requote(n: exp.Literal) -> str:
     if not n.is_string:
         return n.this
     return "'" + n.this.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _fixed_hold(template: Template, lits: Sequence[Lit]) -> bool:
+    return all(i < len(lits) and lits[i].value == v for i, v in template.lit_fixed)

@@ -76,7 +76,7 @@ class RowsDecoder:
     columns: list[ColumnDefinition]
     rows: list[tuple[Any, ...]]
 
-    def definitions(self) -> list[ColumnDefinition]:
+    def definitions(self, backend: Sequence[bytes] = ()) -> list[ColumnDefinition]:
         return self.columns
 
     def decode(self, rows: object) -> list[tuple[Any, ...]]:

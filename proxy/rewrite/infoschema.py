@@ -76,13 +76,13 @@ SPECS: dict[str, Spec] = {
     "table_privileges": Spec("table_schema", "table_name", "rename"),
     "table_statistics": Spec("table_schema", "table_name", "rename"),
     "views": Spec("table_schema", "table_name", "rename"),
-    # The proxy creates neither foreign keys, checks nor triggers on its tables.
     "referential_constraints": Spec(
         "constraint_schema",
         "table_name",
-        "hide",
+        "synth",
         (("unique_constraint_schema", "referenced_table_name"),),
     ),
+    # The proxy creates neither checks nor triggers on its tables.
     "check_constraints": Spec("constraint_schema", "table_name", "hide"),
     "triggers": Spec("event_object_schema", "event_object_table", "hide"),
 }
@@ -401,6 +401,7 @@ class _Proxied:
     """The proxy's tables by backend (database, table name), and the names to hide."""
 
     def __init__(self, schema: Schema) -> None:
+        self.schema = schema
         self.tables: dict[tuple[str, str], tuple[Database, Table]] = {}
         self.groups = {gid: name for name, gid in schema.join_groups.items()}
         for db in schema.databases.values():
@@ -430,12 +431,18 @@ def translate(name: str, rows: list[Row], proxied: _Proxied) -> list[Row]:
     done: set[tuple[str, str]] = set()
     for row in rows:
         key = (row.get(spec.schema_col), row.get(spec.table_col))
-        if proxied.hidden(*key) or any(
-            (row.get(s), row.get(t)) in proxied.tables or proxied.hidden(row.get(s), row.get(t))
-            for s, t in spec.refs
+        found = proxied.tables.get(key)  # type: ignore[arg-type]
+        if proxied.hidden(*key) or (
+            # A plain table's reference to a proxy table could only show its backend name;
+            # the proxy's own tables are made from the schema whatever they reference.
+            (found is None or spec.how != "synth")
+            and any(
+                (row.get(s), row.get(t)) in proxied.tables
+                or proxied.hidden(row.get(s), row.get(t))
+                for s, t in spec.refs
+            )
         ):
             continue
-        found = proxied.tables.get(key)  # type: ignore[arg-type]
         if found is None:
             out.append(row)
         elif spec.how == "rename":
@@ -571,23 +578,61 @@ def _key_column_usage(
     db: Database, table: Table, backend: list[Row], proxied: _Proxied
 ) -> list[Row]:
     base = backend[0]
+
+    def row(name: str, seq: int, cid: int, ref: tuple[str, str, str] | None) -> Row:
+        schema, ref_table, ref_col = ref or (None, None, None)
+        return {
+            **base,
+            "constraint_name": name,
+            "table_name": table.name,
+            "column_name": table.column_by_id(cid).name,
+            "ordinal_position": seq,
+            "position_in_unique_constraint": seq if ref else None,
+            "referenced_table_schema": schema,
+            "referenced_table_name": ref_table,
+            "referenced_column_name": ref_col,
+        }
+
+    out = [
+        row(idx.name, seq, cid, None)
+        for idx in ordered_indexes(table)
+        if idx.unique
+        for seq, cid in enumerate(idx.columns, start=1)
+    ]
+    for fk in table.foreign_keys:
+        for seq, (cid, ref) in enumerate(zip(fk.columns, fk.ref_columns, strict=True), 1):
+            out.append(row(fk.name, seq, cid, (fk.ref_database, fk.ref_table, ref)))
+    return out
+
+
+def _referential_constraints(
+    db: Database, table: Table, backend: list[Row], proxied: _Proxied
+) -> list[Row]:
+    base = backend[0]
     out = []
-    for idx in ordered_indexes(table):
-        if not idx.unique:
-            continue
-        for seq, cid in enumerate(idx.columns, start=1):
-            row = dict(base)
-            row.update(
-                constraint_name=idx.name,
-                table_name=table.name,
-                column_name=table.column_by_id(cid).name,
-                ordinal_position=seq,
-                position_in_unique_constraint=None,
-                referenced_table_schema=None,
-                referenced_table_name=None,
-                referenced_column_name=None,
+    for fk in table.foreign_keys:
+        parent = proxied.schema.table(fk.ref_database, fk.ref_table)
+        unique = None
+        if parent is not None:  # the parent's key the constraint leans on, as InnoDB picks it
+            ids = [parent.column(n).id for n in fk.ref_columns]  # type: ignore[union-attr]
+            unique = next(
+                (i.name for i in ordered_indexes(parent) if i.unique and i.columns == ids), None
             )
-            out.append(row)
+        out.append(
+            {
+                **base,
+                "constraint_name": fk.name,
+                "unique_constraint_schema": fk.ref_database,
+                "unique_constraint_name": unique if parent is not None else base.get(
+                    "unique_constraint_name"
+                ),
+                "match_option": "NONE",
+                "update_rule": fk.on_update,
+                "delete_rule": fk.on_delete,
+                "table_name": table.name,
+                "referenced_table_name": fk.ref_table,
+            }
+        )
     return out
 
 
@@ -604,6 +649,14 @@ def _table_constraints(
         }
         for idx in ordered_indexes(table)
         if idx.unique
+    ] + [
+        {
+            **base,
+            "constraint_name": fk.name,
+            "table_name": table.name,
+            "constraint_type": "FOREIGN KEY",
+        }
+        for fk in table.foreign_keys
     ]
 
 
@@ -612,6 +665,7 @@ SYNTH: dict[str, Callable[[Database, Table, list[Row], _Proxied], list[Row]]] = 
     "statistics": _statistics,
     "key_column_usage": _key_column_usage,
     "table_constraints": _table_constraints,
+    "referential_constraints": _referential_constraints,
 }
 
 

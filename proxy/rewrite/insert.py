@@ -20,7 +20,7 @@ from proxy.rewrite.plan import ColRef, Enc, IvSlot, RawLit, Segment, Template, q
 from proxy.rewrite.resolve import Ctx, backend_table, constant, is_default, is_null, resolve_table
 from proxy.schema import ONIONS, Column
 
-_ALLOWED = {"this", "expression", "ignore", "conflict", "alternative"}
+_ALLOWED = {"this", "expression", "ignore", "conflict", "alternative", "returning"}
 
 
 def only(node: exp.Expression, allowed: set[str], what: str) -> None:
@@ -128,7 +128,14 @@ def insert(node: exp.Insert, *, ctx: Ctx) -> Template:
         from proxy.rewrite.upsert import on_duplicate
 
         rows += on_duplicate(conflict, ctx, db, table)
-    return Template(segments=[head, *rows])
+    template = Template(segments=[head, *rows])
+    ret = node.args.get("returning")
+    if ret is not None:
+        from proxy.rewrite.returning import returning
+
+        tail, template.decoder = returning(ret, target.alias_or_name, ctx, db, table)
+        template.segments = [*template.segments, *tail]  # type: ignore[misc]
+    return template
 
 
 def _value(ctx: Ctx, ref: ColRef, col: Column, e: exp.Expression, iv_key: object) -> list[Segment]:
@@ -140,6 +147,8 @@ def _value(ctx: Ctx, ref: ColRef, col: Column, e: exp.Expression, iv_key: object
         if col.plain:
             return ["NULL"]
         return null_values(col, iv_key)
+    if col.plain and isinstance(e, exp.HexString | exp.BitString):
+        return [e.sql("mysql")]  # x'..' / b'..': the server reads them as it would directly
     c = constant(e, ctx)
     if c is None:
         raise Unsupported(f"a value for column {col.name} that is not a constant")

@@ -274,14 +274,15 @@ def layer_setup_sql(
     ]
 
 
-def hold_layers_sql(database: str, guards: Sequence[Guard]) -> str:
+def hold_layers_sql(database: str, guards: Sequence[Guard], lock: bool = True) -> str:
     """The guarded onions' layers, share-locked until the write's transaction ends: a peel
     (which takes the row FOR UPDATE) cannot commit between this read and the write. Point
-    lookups on the whole primary key, so InnoDB locks those records and no gaps."""
+    lookups on the whole primary key, so InnoDB locks those records and no gaps.
+    lock=False: a consistent read, which waits for nobody."""
     where = " OR ".join(f"({_layer_where(t, c, o)})" for _, t, c, o in guards)
     return (
         f"SELECT table_id, column_id, onion, layer FROM {_layers(database)} "
-        f"WHERE {where} LOCK IN SHARE MODE"
+        f"WHERE {where}" + (" LOCK IN SHARE MODE" if lock else "")
     )
 
 
@@ -406,6 +407,7 @@ class Template:
     # LIKE patterns decided by their value (Search onion or proxy.rewrite.residual): a
     # statement of the same shape whose patterns decide otherwise is planned again
     lit_checks: tuple[tuple[int, bool], ...] = ()
+    lit_fixed: tuple[tuple[int, str], ...] = ()  # literals the template was made for (Ctx.fixed)
 
     def bind(self, lits: Sequence[Lit], crypto: Crypto) -> Plan:
         if self.pass_through:

@@ -36,7 +36,8 @@ COMPARISONS: dict[type[exp.Expression], str] = {
 FLIP = {"=": "=", "<>": "<>", "<=>": "<=>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _EQUALITY = ("=", "<>", "<=>")
 
-Operand = tuple[str, object, object]  # ("col", Source, Column) | ("const", idx, neg) | ("null",..)
+# ("col", Source, Column) | ("const", idx, neg) | ("null", ..) | ("sql", text, None)
+Operand = tuple[str, object, object]
 
 
 def predicate(
@@ -82,6 +83,8 @@ def _operand(node: exp.Expression, ctx: Ctx, scope: Scope, where: str) -> Operan
         return ("col", src, col)
     if isinstance(node, exp.Null):
         return ("null", None, None)
+    if isinstance(node, exp.HexString | exp.BitString):  # x'..' / b'..': for plain columns
+        return ("sql", node.sql("mysql"), None)
     c = constant(node, ctx)
     if c is None:
         raise Unsupported(f"{type(node).__name__.upper()} in a condition")
@@ -108,6 +111,10 @@ def _compare(
         return [_any_onion(src, col), f" {op} NULL"]
     if b[0] == "col":
         return _compare_columns(op, src, col, b[1], b[2], ctx)  # type: ignore[arg-type]
+    if b[0] == "sql":
+        if not col.plain:
+            raise Unsupported(f"a hexadecimal or bit literal compared with column {col.name}")
+        return [src.col(col.plain_name), f" {op} ", str(b[1])]
     idx, neg = b[1], b[2]
     assert isinstance(idx, int) and isinstance(neg, bool)
     if col.plain:
@@ -205,13 +212,17 @@ def _like(node: exp.Like, ctx: Ctx, scope: Scope, where: str) -> list[Segment]:
         return ["(NOT ", *_like(exp.Like(this=node.this, expression=node.expression), ctx,
                                 scope, where), ")"]  # fmt: skip
     kind, src, col = _operand(node.this, ctx, scope, where)
-    pattern = node.expression
+    from proxy.rewrite.residual import binary_pattern
+
+    pattern, binary = binary_pattern(node.expression)
     if kind != "col" or not isinstance(pattern, exp.Literal) or not pattern.is_string:
         raise Unsupported("LIKE without a column and a pattern")
     assert isinstance(src, Source) and isinstance(col, Column)
     idx = ctx.lit(pattern)
     if col.plain:
-        return [src.col(col.plain_name), " LIKE ", RawLit(idx)]
+        return [src.col(col.plain_name), " LIKE BINARY " if binary else " LIKE ", RawLit(idx)]
+    if binary:  # encrypted text takes it as a residual; anything else has no byte form here
+        raise Unsupported(f"LIKE BINARY on encrypted column {col.name}")
     need(ctx, src, col, "word search")
     return [
         "cryptdb_search_match(",

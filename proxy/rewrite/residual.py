@@ -70,6 +70,7 @@ class Atom:
     lits: tuple[int | None, ...] = ()
     negated: bool = False
     reader: int = -1
+    binary: bool = False  # LIKE BINARY: bytes compared, whatever the column's collation
 
 
 # ---- which conditions are residuals ------------------------------------------------------------
@@ -137,7 +138,7 @@ def atom(node: exp.Expression, ctx: Ctx, scope: Scope) -> Atom | None:
                 found = Atom("between", sc[0], sc[1], lits=(lo, hi))
     elif isinstance(node, exp.Escape | exp.Like):
         found = _like(node, ctx, scope)
-    if found is not None and not found.col.binary_collation():
+    if found is not None and not found.binary and not found.col.binary_collation():
         raise Unsupported(
             f"{'LIKE pattern' if found.kind == 'like' else 'range comparison'} on encrypted "
             f"text column {found.src.table.name}.{found.col.name}: its collation "
@@ -160,12 +161,14 @@ def _like(node: exp.Expression, ctx: Ctx, scope: Scope) -> Atom | None:
             return None
     assert isinstance(node, exp.Like)
     sc = _text_column(node.this, scope)
-    pattern = node.expression
+    pattern, binary = binary_pattern(node.expression)
     if sc is None or not isinstance(pattern, exp.Literal) or not pattern.is_string:
         return None  # the server path refuses what it cannot take
     idx = ctx.lit(pattern)
-    word = escape is None and is_word_pattern(pattern.this)
-    if escape is None:  # with ESCAPE it is always decided here, whatever the pattern
+    # LIKE BINARY (Django's contains / startswith) is a byte-exact substring match: always
+    # decided here, never the Search onion's word match.
+    word = escape is None and not binary and is_word_pattern(pattern.this)
+    if escape is None and not binary:  # with ESCAPE / BINARY always decided here
         ctx.checks.append((idx, word))
     if word:
         return None  # the Search onion: whole-word match (documented semantics)
@@ -174,7 +177,20 @@ def _like(node: exp.Expression, ctx: Ctx, scope: Scope) -> Atom | None:
         if not isinstance(escape, exp.Literal) or not escape.is_string:
             raise Unsupported("ESCAPE other than a quoted character")
         esc_idx = ctx.lit(escape)
-    return Atom("like", sc[0], sc[1], lits=(idx, esc_idx), negated=bool(node.args.get("negate")))
+    negated = bool(node.args.get("negate"))
+    return Atom("like", sc[0], sc[1], lits=(idx, esc_idx), negated=negated, binary=binary)
+
+
+def binary_pattern(node: exp.Expression) -> tuple[exp.Expression, bool]:
+    """`BINARY 'p'` (a cast of the pattern): the pattern, and whether it was cast."""
+    if (
+        isinstance(node, exp.Cast)
+        and isinstance(node.to, exp.DataType)
+        and node.to.this == exp.DataType.Type.BINARY
+        and not node.to.expressions
+    ):
+        return node.this, True
+    return node, False
 
 
 def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
@@ -385,8 +401,15 @@ def _bind(a: Atom, lits: Sequence[Lit]) -> Callable[[tuple[Any, ...]], bool | No
     if a.kind == "like":
         pat, esc = a.lits
         assert pat is not None
-        matcher = like_matcher(lits[pat].value, _escape(lits[esc]) if esc is not None else "\\")
-        test: Callable[[Any], bool] = lambda v: matcher(v) is not None  # noqa: E731
+        escape = _escape(lits[esc]) if esc is not None else "\\"
+        if a.binary:  # MariaDB compares the bytes: `_` is one byte of the UTF-8 text
+            if not escape.isascii():
+                raise Unsupported("LIKE BINARY with a non-ASCII ESCAPE character")
+            bmatch = like_matcher(_bytes(lits[pat].value), escape)
+            test: Callable[[Any], bool] = lambda v: bmatch(_bytes(v)) is not None  # noqa: E731
+        else:
+            matcher = like_matcher(lits[pat].value, escape)
+            test = lambda v: matcher(v) is not None  # noqa: E731
     else:
         values = [column_value(a.col, lits[x], False, store=False) for x in a.lits if x is not None]
         if a.kind == "between":
@@ -449,6 +472,11 @@ def like_matcher(pattern: str, escape: str = "\\") -> Callable[[str], Any]:
             parts.append(re.escape(ch))
         i += 1
     return re.compile("".join(parts), re.DOTALL).fullmatch
+
+
+def _bytes(text: str) -> str:
+    """UTF-8 bytes as one code point each: like_matcher then compares bytes (LIKE BINARY)."""
+    return text.encode("utf-8").decode("latin-1")
 
 
 def checks_hold(checks: Sequence[tuple[int, bool]], lits: Sequence[Lit]) -> bool:

@@ -41,6 +41,9 @@ class Ctx:
     sql: str = ""  # the statement as written, if given: result column names are taken from it
     # (literal index, is a '%word%' pattern): LIKE decisions the shape cache must re-check
     checks: list[tuple[int, bool]] = field(default_factory=list)
+    # (literal index, its text): literals the plan is made for (`ORDER BY 2`); a statement
+    # of the same shape with other values there is planned again
+    fixed: list[tuple[int, str]] = field(default_factory=list)
 
     def lit(self, node: exp.Expression) -> int:
         try:
@@ -49,6 +52,9 @@ class Ctx:
             raise Unsupported("this kind of constant") from None
         self.used.add(i)
         return i
+
+    def fix(self, node: exp.Literal) -> None:
+        self.fixed.append((self.lit(node), node.this))
 
 
 @dataclass

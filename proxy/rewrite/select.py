@@ -38,7 +38,7 @@ from proxy.rewrite.decode import (
     min_max_out,
     sum_out,
 )
-from proxy.rewrite.errors import Unsupported
+from proxy.rewrite.errors import Refusal, Unsupported
 from proxy.rewrite.insert import only
 from proxy.rewrite.plan import SMALL_ROWS, RawLit, Segment, Template
 from proxy.rewrite.predicate import predicate
@@ -271,9 +271,14 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
     group_cols: list[tuple[Source, Column]] = []
     if group is not None:
         for g in group.expressions:
-            if not isinstance(g, exp.Column) or group.args.get("rollup") or group.args.get("cube"):
+            if group.args.get("rollup") or group.args.get("cube"):
+                raise Unsupported("GROUP BY ... WITH ROLLUP / CUBE")
+            if isinstance(g, exp.Literal) and not g.is_string and g.this.isdigit():
+                group_cols.append(_group_position(g, items, ctx))  # `GROUP BY 1`, as Django
+            elif isinstance(g, exp.Column):
+                group_cols.append(scope.column(g, "group statement"))
+            else:
                 raise Unsupported("GROUP BY anything but columns")
-            group_cols.append(scope.column(g, "group statement"))
     grouped = group is not None or any(isinstance(e, AGGREGATES) for e, _ in items)
     det_only = grouped or distinct is not None
     # ---- residual conditions, evaluated in the proxy (proxy.rewrite.residual) ----
@@ -293,9 +298,12 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
     readers: list[ReaderSpec] = []
     for e, name in items:
         if isinstance(e, tuple):
+            det = det_only
             if grouped and e not in group_cols:
-                raise Unsupported(f"column {e[1].name} neither grouped nor aggregated")
-            readers.append(column_reader(ctx, out, e[0], e[1], det_only))
+                if not _by_primary_key(e[0], group_cols):
+                    raise Unsupported(f"column {e[1].name} neither grouped nor aggregated")
+                det = distinct is not None  # one row's value per group: any layer will do
+            readers.append(column_reader(ctx, out, e[0], e[1], det))
             out.columns.append(column_out(e[1], name, e[0].alias, e[0].table))
             out.sources.append(e)
         elif isinstance(e, AGGREGATES):
@@ -359,6 +367,28 @@ def select(node: exp.Select, *, ctx: Ctx) -> Template:
             ]  # fmt: skip
             template.small_decoder = small_spec
     return template
+
+
+def _group_position(
+    g: exp.Literal, items: list[tuple[exp.Expression | tuple[Source, Column], str]], ctx: Ctx
+) -> tuple[Source, Column]:
+    n = int(g.this)
+    if not 1 <= n <= len(items):
+        raise Refusal(1054, "42S22", f"Unknown column '{n}' in 'group statement'")
+    item = items[n - 1][0]
+    if not isinstance(item, tuple):
+        raise Unsupported("GROUP BY the position of anything but a column")
+    ctx.fix(g)  # the plan groups by this position: cached for it only
+    return item
+
+
+def _by_primary_key(src: Source, group_cols: list[tuple[Source, Column]]) -> bool:
+    """Grouped by every column of src's primary key (`GROUP BY author.id`, as Django's
+    annotate() writes it): each group holds one row of src, so its other columns are
+    functionally dependent on the group and may be selected."""
+    pk = next((i for i in src.table.indexes if i.primary), None)
+    grouped = {c.id for s, c in group_cols if s is src}
+    return pk is not None and set(pk.columns) <= grouped
 
 
 def select_constant(e: exp.Expression) -> tuple[Any, str] | None:
@@ -494,6 +524,12 @@ def _order_and_limit(
             keys.append((hit, desc))
         elif hit is not None:
             keys.append((hit, desc))
+        elif isinstance(e, exp.Literal) and not e.is_string and e.this.isdigit():
+            n = int(e.this)  # `ORDER BY 1`, as Django writes it: the n-th result column
+            if not 1 <= n <= len(items):
+                raise Refusal(1054, "42S22", f"Unknown column '{n}' in 'order clause'")
+            ctx.fix(e)
+            keys.append((n - 1, desc))
         else:
             raise Unsupported("ORDER BY anything but columns, aliases and selected aggregates")
     tail: list[Segment] = []

@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from onion.encoding import Kind
 from proxy.protocol.codec import ColumnDefinition, make_text_row
+from proxy.rewrite import foreign
 from proxy.rewrite.columns import default_sql
 from proxy.rewrite.decode import (
     CHARSET_UTF8MB4_CI,
@@ -58,11 +59,12 @@ class ListDecoder:
     hide: set[str] = field(default_factory=set)
     like: re.Pattern[str] | None = None
     database: str = ""
+    sort: bool = False  # by name, as MariaDB lists SHOW TABLES (byte order of the names)
 
     def bind(self, crypto: object, lits: object) -> ListDecoder:
         return self  # nothing secret, nothing per statement
 
-    def definitions(self) -> list[ColumnDefinition]:
+    def definitions(self, backend: Sequence[bytes] = ()) -> list[ColumnDefinition]:
         return [c.definition(self.database) for c in self.columns]
 
     def decode(self, rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
@@ -78,6 +80,8 @@ class ListDecoder:
             if self.like is not None and not self.like.fullmatch(name):
                 continue
             out.append((name, *values[1:]))
+        if self.sort:
+            out.sort(key=lambda r: str(r[0]).encode("utf-8"))
         return out
 
     def text_row(self, values: Sequence[Any]) -> bytes:
@@ -165,6 +169,7 @@ def _tables(node: exp.Show, db: Database, db_name: str) -> Template:
         hide={LAYERS_TABLE},
         like=like_regex(pattern) if pattern is not None else None,
         database=db_name,
+        sort=True,  # backend names t_10 < t_9 would otherwise order the plaintext ones
     )
     sql = f"SHOW {'FULL ' if full else ''}TABLES FROM {quote_ident(db_name)}"
     return Template(segments=[sql], decoder=decoder)  # type: ignore[arg-type]
@@ -263,7 +268,7 @@ def policy_comment(col: Column, groups: dict[int, str] | None = None) -> str:
     return "cryptdb: " + "; ".join(parts)
 
 
-def create_table_sql(table: Table, groups: dict[int, str]) -> str:
+def create_table_sql(table: Table, groups: dict[int, str], database: str) -> str:
     lines = []
     for c in table.columns:
         line = f"  {quote_ident(c.name)} {display_type(c)}"
@@ -286,6 +291,7 @@ def create_table_sql(table: Table, groups: dict[int, str]) -> str:
             lines.append(f"  PRIMARY KEY ({cols})")
         else:
             lines.append(f"  {'UNIQUE ' if idx.unique else ''}KEY {quote_ident(idx.name)} ({cols})")
+    lines += foreign.shown_lines(table, database)
     engine = f" ENGINE={table.engine}" if table.engine else ""
     return f"CREATE TABLE {quote_ident(table.name)} (\n" + ",\n".join(lines) + f"\n){engine}"
 
@@ -293,7 +299,7 @@ def create_table_sql(table: Table, groups: dict[int, str]) -> str:
 def _create(db: Database, table: Table, groups: dict[int, str]) -> Template:
     decoder = ListDecoder(
         [_text_col("Table"), _text_col("Create Table")],
-        rows=[(table.name, create_table_sql(table, groups))],
+        rows=[(table.name, create_table_sql(table, groups, db.name))],
         database=db.name,
     )
     return Template(segments=None, decoder=decoder)  # type: ignore[arg-type]

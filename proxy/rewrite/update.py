@@ -104,7 +104,10 @@ def delete(node: exp.Delete, *, ctx: Ctx) -> Template:
 
 
 def _increment(e: exp.Expression, col: Column, scope: Scope, ctx: Ctx) -> tuple[int, bool] | None:
-    """(literal index, negate) when e is `col + k`, `k + col` or `col - k`."""
+    """(literal index, negate) when e is `col + k`, `k + col` or `col - k` (parenthesized
+    or not: SQLAlchemy writes `SET a=(t.a + 1)`)."""
+    while isinstance(e, exp.Paren):
+        e = e.this
     if not isinstance(e, exp.Add | exp.Sub):
         return None
     left, right = e.this, e.expression
@@ -186,6 +189,8 @@ def _plain_set(
     c = constant(value, ctx)
     if c is not None:
         return [head, RawLit(*c)]
+    while isinstance(value, exp.Paren):
+        value = value.this
     if isinstance(value, exp.Add | exp.Sub) and isinstance(value.this, exp.Column):
         other = scope.column(value.this, "field list")
         k = constant(value.expression, ctx)
