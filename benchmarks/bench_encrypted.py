@@ -8,7 +8,8 @@ UPDATE k = k + 1, UPDATE c, DELETE and INSERT of the same id). 1 and 4 client pr
 Warm-up first: the first query on each column peels an onion, which is not what is timed.
 The encrypted table is also measured through a second proxy on the same keystore with
 `workers = 2` (proxy/workers.py): one event loop is one core.
-`BENCH_SECONDS` (default 3) sets each measurement's length; `KINDS=point` runs one workload.
+`BENCH_SECONDS` (default 3) sets each measurement's length; `KINDS=point` runs one workload
+(`write`: autocommit UPDATEs of an RND column, not run by default).
 """
 
 from __future__ import annotations
@@ -70,7 +71,13 @@ def mix(cur: Any, r: random.Random) -> None:
     cur.execute("COMMIT")
 
 
-WORKLOADS = {"point": point, "mix": mix}
+def write(cur: Any, r: random.Random) -> None:
+    """An autocommit UPDATE of a column no query reads: its onions stay at RND, so the
+    proxy locks their layer rows in a transaction of its own (a guarded write)."""
+    cur.execute("UPDATE sbtest1 SET pad = %s WHERE id = %s", (_c(r)[:59], r.randint(1, ROWS)))
+
+
+WORKLOADS = {"point": point, "mix": mix, "write": write}
 
 
 def _connect(port: int, db: str) -> pymysql.Connection:
@@ -109,6 +116,16 @@ def load(conn: pymysql.Connection) -> None:
             cur.execute(f"INSERT INTO sbtest1 (id, k, c, pad) VALUES {rows}")
 
 
+def make_databases(backend: DevBackend, tmp: Path) -> Path:
+    """The `plain` and `enc` databases, and a private directory for the keystore."""
+    with backend.admin() as a, a.cursor() as cur:
+        cur.execute("CREATE DATABASE plain")
+        cur.execute("CREATE DATABASE enc")
+    ks = tmp / "ks"
+    ks.mkdir(mode=0o700)
+    return ks
+
+
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.conftest import LOW_KDF, start_proxy, stop_proxy
@@ -118,11 +135,7 @@ def main() -> None:
         backend.start()
         proxy = proxy2 = None
         try:
-            with backend.admin() as a, a.cursor() as cur:
-                cur.execute("CREATE DATABASE plain")
-                cur.execute("CREATE DATABASE enc")
-            ks = Path(tmp) / "ks"
-            ks.mkdir(mode=0o700)
+            ks = make_databases(backend, Path(tmp))
             proxy = start_proxy(
                 backend, Path(tmp) / "proxy", extra=f"keystore = {ks / 'keystore'}\n" + LOW_KDF
             )

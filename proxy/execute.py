@@ -104,9 +104,7 @@ class ResultSet:
         self.definitions = definitions or []  # raw packets (Evaluate reads them)
 
 
-async def read_result(
-    session: Session, client: PacketStream | None, sql: str
-) -> ResultSet | None:
+async def read_result(session: Session, client: PacketStream | None, sql: str) -> ResultSet | None:
     """Run `sql`; the rows of its result set, or None after relaying an OK/ERR reply to the
     client. Without a client (a statement the proxy runs for itself): an ERR raises
     BackendError, an OK is an empty result."""
@@ -124,8 +122,9 @@ async def read_result(
     count, _ = read_lenenc_int(first, 0)
     count = count or 0
     # The backend's definitions name ciphertext columns: never sent on (Evaluate reads them).
-    definitions = [await backend.read() for _ in range(count)]
-    if not is_eof(await backend.read()):
+    # Usually all received with the first packet: no coroutine per packet then.
+    definitions = [backend.next_buffered() or await backend.read() for _ in range(count)]
+    if not is_eof(backend.next_buffered() or await backend.read()):
         raise BackendUnavailable("backend sent a malformed result set")
     rows: list[list[bytes | None]] = []
     while True:
@@ -154,6 +153,46 @@ def decode(decoder: Decoder, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, .
         ) from None
 
 
+# Encoded column count + definitions per cached plan's column list (~10 µs a statement on a
+# one-column point select). A plan's DecoderSpec hands the same list to every Decoder it
+# binds; the entry keeps that list alive, so its id cannot be reused while cached. Columns
+# whose definition is the backend's (OutCol.relay) are part of the key: those packets.
+_DEFINITIONS: dict[int, tuple[list[Any], str, tuple[int, ...], tuple[Any, ...], list[bytes]]] = {}
+_DEFINITIONS_MAX = 1024  # plans in the shape cache are far fewer; one-off lists age out
+
+
+def definition_packets(decoder: Decoder, backend: Sequence[bytes] = ()) -> list[bytes]:
+    """The column-count packet and each column's definition, as the client gets them;
+    `backend`: the raw definitions of the result set the rows were read from."""
+    if type(decoder) is not Decoder:  # ListDecoder, RowsDecoder...: their own definitions()
+        return _encode_definitions(decoder, backend)
+    columns, database = decoder.columns, decoder.database
+    entry = _DEFINITIONS.get(id(columns))
+    if (
+        entry is not None
+        and entry[0] is columns
+        and entry[1] == database
+        and len(entry[4]) == len(columns) + 1
+        and (not entry[2] or entry[3] == _relayed(backend, entry[2]))
+    ):
+        return entry[4]
+    packets = _encode_definitions(decoder, backend)
+    relays = tuple(c.relay for c in columns if c.relay is not None)
+    if len(_DEFINITIONS) >= _DEFINITIONS_MAX:
+        _DEFINITIONS.clear()
+    _DEFINITIONS[id(columns)] = (columns, database, relays, _relayed(backend, relays), packets)
+    return packets
+
+
+def _relayed(backend: Sequence[bytes], relays: tuple[int, ...]) -> tuple[Any, ...]:
+    return tuple(backend[i] if i < len(backend) else None for i in relays)
+
+
+def _encode_definitions(decoder: Decoder, backend: Sequence[bytes]) -> list[bytes]:
+    definitions = decoder.definitions(backend)
+    return [lenenc_int(len(definitions))] + [d.encode() for d in definitions]
+
+
 async def send_result(
     client: PacketStream,
     capabilities: int,
@@ -164,11 +203,9 @@ async def send_result(
     warnings: int = 0,
     backend: Sequence[bytes] = (),
 ) -> None:
-    definitions = decoder.definitions(backend)
     write = client.write
-    write(lenenc_int(len(definitions)))
-    for d in definitions:
-        write(d.encode())
+    for pkt in definition_packets(decoder, backend):
+        write(pkt)
     if not capabilities & Capabilities.CLIENT_DEPRECATE_EOF:
         write(make_eof(status=status, warnings=warnings))
     text_row = decoder.text_row
@@ -246,28 +283,52 @@ def own_transaction(session: Session) -> bool:
     return not session.status & STATUS_IN_TRANS and bool(session.status & STATUS_AUTOCOMMIT)
 
 
-async def begin(session: Session) -> None:
+BEGIN, COMMIT = bytes((COM_QUERY,)) + b"BEGIN", bytes((COM_QUERY,)) + b"COMMIT"
+
+
+async def begin(session: Session, *, deferred: bool = False) -> None:
+    """BEGIN; `deferred`: sent with the next command, which must only read (Backend.defer)."""
+    if deferred:
+        session.backend.defer(BEGIN)
+        session.status |= STATUS_IN_TRANS  # as BEGIN's OK will say; end() sets the real flags
+        return
     session.status = parse_ok(await session.backend.simple_command(COM_QUERY, b"BEGIN")).status
 
 
 async def end(session: Session, commit: bool) -> None:
     reply = await session.backend.simple_command(COM_QUERY, b"COMMIT" if commit else b"ROLLBACK")
+    ended(session, reply)
+
+
+def ended(session: Session, reply: bytes) -> None:
+    """The reply to COMMIT / ROLLBACK."""
     if reply[0] == 0xFF:
         raise BackendError(*parse_err(reply))
     session.status = parse_ok(reply).status
+
+
+async def write_and_commit(session: Session, sql: str) -> bytes:
+    """The write of our own transaction and its COMMIT in one round trip; the write's reply.
+    When the write fails, the COMMIT ends a transaction that has only read (share locks, a
+    SELECT ... FOR UPDATE): the same as a ROLLBACK."""
+    backend = session.backend
+    backend.send(bytes((COM_QUERY,)) + sql.encode("utf-8"), COMMIT)
+    reply = await backend.read()
+    backend.next_reply()
+    ended(session, await backend.read())
+    return reply
 
 
 async def guarded_write(session: Session, client: PacketStream, plan: Execute) -> None:
     """A write that stores onions at RND, with their layer rows share-locked from before the
     write until its transaction ends (the client's, or BEGIN ... COMMIT of our own)."""
     assert plan.sql is not None
-    backend = session.backend
     own = own_transaction(session)
     if not own:
         await hold_layers(session, plan.guards)
         await execute(session, client, plan)
         return
-    await begin(session)
+    await begin(session, deferred=True)  # sent with the layers' lock read
     if plan.decoder is not None:  # INSERT ... RETURNING: its rows, sent once committed
         result = None
         try:
@@ -279,13 +340,14 @@ async def guarded_write(session: Session, client: PacketStream, plan: Execute) -
             values = decode(plan.decoder, result.rows)
             await send_decoded(session, client, plan.decoder, values, result, result.definitions)
         return
-    reply = b""
+    committing = False
     try:
         await hold_layers(session, plan.guards)
-        backend.send(bytes((COM_QUERY,)) + plan.sql.encode("utf-8"))
-        reply = await backend.read()
+        committing = True
+        reply = await write_and_commit(session, plan.sql)
     finally:
-        await end(session, commit=reply[:1] == b"\x00")
+        if not committing:
+            await end(session, commit=False)
     if reply[0] != 0x00:
         client.write(reply)  # an ERR (a duplicate key, a bad value): rolled back
         return
@@ -459,8 +521,8 @@ async def read_modify_write(session: Session, client: PacketStream, plan: ReadMo
     backend = session.backend
     own = own_transaction(session)
     if own:
-        await begin(session)
-    done = False
+        await begin(session, deferred=True)  # sent with the first read below
+    settled = not own  # our transaction ended (or none was begun)
     try:
         if plan.guards:
             await hold_layers(session, plan.guards)
@@ -470,16 +532,21 @@ async def read_modify_write(session: Session, client: PacketStream, plan: ReadMo
         update = plan.finish(result.rows)
         if update is None:
             reply = make_ok(status=result.status, info=b"Rows matched: 0  Changed: 0  Warnings: 0")
+            if own:
+                settled = True
+                await end(session, commit=True)
+        elif own:
+            settled = True
+            reply = await write_and_commit(session, update)
         else:
             backend.send(bytes((COM_QUERY,)) + update.encode("utf-8"))
             reply = await backend.read()
-            if reply[0] != 0x00:
-                client.write(reply)  # an ERR (e.g. a duplicate key)
-                return
-        done = True
+        if reply[0] != 0x00:
+            client.write(reply)  # an ERR (e.g. a duplicate key)
+            return
     finally:
-        if own:
-            await end(session, commit=done)
+        if not settled:
+            await end(session, commit=False)
     if not own:
         session.status = parse_ok(reply).status
     relay_ok(client, reply, session.status)

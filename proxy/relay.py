@@ -17,9 +17,7 @@ from proxy.stream import PacketStream
 SERVER_MORE_RESULTS_EXISTS = 0x0008
 
 
-async def relay_response(
-    backend: Backend, client: PacketStream, capabilities: int
-) -> int | None:
+async def relay_response(backend: Backend, client: PacketStream, capabilities: int) -> int | None:
     """Forward every result of one command (several with multi-statements); return the
     last status flags the backend reported, or None when it ended with an ERR (which
     carries no flags)."""
@@ -48,8 +46,16 @@ async def _relay_result_set(
 ) -> int | None:
     count, _ = read_lenenc_int(first, 0)
     client.write(first)
-    for _ in range(count or 0):
-        client.write(await backend.read())
+    # A PacketStream takes the packets as received (PacketStream.relay); other clients
+    # (prepared statements' BinaryResults, which convert rows) get them one by one.
+    relay = getattr(client, "relay", None)
+    remaining = count or 0
+    while remaining:
+        moved = relay(backend.forward, remaining) if relay is not None else 0
+        if not moved:  # not received yet (or not a plain packet): the framed path
+            client.write(await backend.read())
+            moved = 1
+        remaining -= moved
     eof = await backend.read()
     if not is_eof(eof):
         raise BackendUnavailable("backend sent a malformed result set")
@@ -57,6 +63,10 @@ async def _relay_result_set(
         client.write(eof)
     write = client.write
     while True:
+        if relay is not None:
+            relay(backend.forward, 1 << 30)
+            if len(client.out) >= 1 << 18:
+                await client.flush()
         pkt = backend.next_buffered() or await backend.read()
         if pkt[0] == 0xFE and len(pkt) < 9:
             warnings, status = parse_eof(pkt)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Callable
 
 from proxy.protocol.errors import ClientProtocolError
 from proxy.protocol.framing import MAX_HANDSHAKE_PACKET, FramingError, PacketReader, frame
@@ -80,6 +81,13 @@ class PacketStream:
     def write(self, payload: bytes) -> None:
         # One sequence counter spans both directions within a command.
         self._seq = self._packets.expected_seq = frame(payload, self._seq, self.out)
+
+    def relay(self, source: Callable[[bytearray, int, int], tuple[int, int]], limit: int) -> int:
+        """Up to `limit` packets appended by `source(out, seq, limit)` (Backend.forward) in
+        this stream's numbering; how many it moved."""
+        seq, moved = source(self.out, self._seq, limit)
+        self._seq = self._packets.expected_seq = seq
+        return moved
 
     def reset_seq(self) -> None:
         self._seq = 0

@@ -40,7 +40,10 @@ def orm(
     encrypted_proxy: ProxyProcess, backend: DevBackend
 ) -> Iterator[tuple[types.ModuleType, Any]]:
     # Django's MySQL backend wants mysqlclient; PyMySQL stands in for it (a documented shim).
-    version = pymysql.version_info
+    # Importing MySQLdb.err & co. loads PyMySQL's modules a second time and rebinds them as
+    # attributes of the pymysql package (its module object *is* MySQLdb): pymysql.err
+    # would then hold other exception classes than the ones every later test catches.
+    saved = dict(vars(pymysql))
     pymysql.version_info = (2, 2, 4, "final", 0)  # type: ignore[assignment]
     pymysql.install_as_MySQLdb()
     from django.conf import settings
@@ -65,8 +68,12 @@ def orm(
             yield app, connections
         finally:
             connections.close_all()
-            sys.modules.pop("MySQLdb", None)
-            pymysql.version_info = version  # type: ignore[assignment]
+            for name in [m for m in sys.modules if m == "MySQLdb" or m.startswith("MySQLdb.")]:
+                del sys.modules[name]
+            for key in set(vars(pymysql)) - set(saved):
+                delattr(pymysql, key)
+            for key, value in saved.items():
+                setattr(pymysql, key, value)
 
 
 def _program(app: Any, connections: Any, alias: str) -> list[Any]:

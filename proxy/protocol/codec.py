@@ -203,21 +203,37 @@ class ColumnDefinition:
         )
 
 
+# One-byte length prefixes, prebuilt: rows are encoded once per row per result (hot path).
+_SHORT_LENGTHS = [bytes((n,)) for n in range(251)]
+_NULL = bytes((NULL_CELL,))
+
+
 def make_text_row(values: list[bytes | None]) -> bytes:
-    out = bytearray()
+    parts: list[bytes] = []
+    add = parts.append
     for v in values:
         if v is None:
-            out.append(NULL_CELL)
+            add(_NULL)
         else:
-            out += lenenc_int(len(v))
-            out += v
-    return bytes(out)
+            n = len(v)
+            add(_SHORT_LENGTHS[n] if n < 251 else lenenc_int(n))
+            add(v)
+    return b"".join(parts)
 
 
 def parse_text_row(data: bytes, columns: int) -> list[bytes | None]:
     values: list[bytes | None] = []
+    add = values.append
     pos = 0
     for _ in range(columns):
-        value, pos = read_lenenc_str(data, pos)
-        values.append(value)
+        n = data[pos]
+        if n < 251:  # the common case inline: a short string
+            end = pos + 1 + n
+            if end > len(data):
+                raise ValueError("truncated length-encoded string")
+            add(data[pos + 1 : end])
+            pos = end
+        else:
+            value, pos = read_lenenc_str(data, pos)
+            add(value)
     return values
