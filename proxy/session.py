@@ -20,6 +20,7 @@ from proxy.protocol.codec import parse_err
 from proxy.protocol.errors import BackendError, MysqlError
 from proxy.relay import relay_response
 from proxy.rewrite import (
+    Derived,
     Evaluate,
     Execute,
     PassThrough,
@@ -128,7 +129,7 @@ class Session:
             if isinstance(plan, SubqueriesFirst):  # inner statements first (proxy.subqueries)
                 await subqueries.run(self, client, cat, plan)
                 return
-            if isinstance(plan, UnionOf):  # branches combined here (proxy.unions)
+            if isinstance(plan, UnionOf | Derived):  # combined / evaluated here (proxy.unions)
                 await unions.run(self, client, cat, plan)
                 return
             if await self._run(client, plan, utf8):

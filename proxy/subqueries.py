@@ -27,6 +27,7 @@ from proxy.protocol.codec import (
 from proxy.relay import relay_response
 from proxy.rewrite import (
     Decoder,
+    Derived,
     Execute,
     PassThrough,
     PeelFirst,
@@ -36,7 +37,7 @@ from proxy.rewrite import (
     UnionOf,
 )
 from proxy.rewrite.errors import ER_CRYPTDB_SESSION
-from proxy.rewrite.subquery import typed_value
+from proxy.rewrite.subquery_values import typed_value
 from proxy.stream import PacketStream
 
 if TYPE_CHECKING:
@@ -176,6 +177,8 @@ async def decoded(
         )
     if isinstance(plan, UnionOf):  # a UNION as a subquery
         return await union_result(session, cat, plan, own, depth + 1)
+    if isinstance(plan, Derived):  # a SELECT over a derived table as a subquery
+        return await derived_result(session, cat, plan, own, depth + 1)
     if isinstance(plan, PassThrough):
         definitions, raw = await _query(session, sql)
         return None, [
@@ -199,6 +202,14 @@ async def union_result(
             raise execute.cryptdb_error(ER_CRYPTDB_SESSION, "unexpected plan for a UNION")
         results.append((d, rows))
     return plan.combine(results)
+
+
+async def derived_result(
+    session: Session, cat: Catalog, plan: Derived, own: bool = False, depth: int = 1
+) -> tuple[Decoder, list[tuple[Any, ...]]]:
+    """A SELECT over derived tables: each inner SELECT run as a statement of its own, the
+    outer query evaluated on their decrypted rows (proxy.rewrite.derived)."""
+    return plan.finish([await decoded(session, cat, s, own, depth) for s in plan.inner])
 
 
 async def _query(

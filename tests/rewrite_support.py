@@ -21,6 +21,7 @@ from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
 from proxy.protocol.codec import ColumnDefinition
 from proxy.rewrite import (
     Crypto,
+    Derived,
     Evaluate,
     Execute,
     PassThrough,
@@ -31,7 +32,7 @@ from proxy.rewrite import (
     SubqueriesFirst,
     UnionOf,
 )
-from proxy.rewrite.subquery import typed_value
+from proxy.rewrite.subquery_values import typed_value
 from proxy.schema import Schema
 
 
@@ -243,6 +244,8 @@ class EncryptedRunner:
             return self.decoded(outer, lambda p: sub.finished(p, results))
         if isinstance(plan, UnionOf):
             return plan.combine([self.decoded(s) for s in plan.branches])
+        if isinstance(plan, Derived):
+            return plan.finish([self.decoded(s) for s in plan.inner])
         with self.conn.cursor() as cur:
             if isinstance(plan, PassThrough):
                 cur.execute(sql)
@@ -269,6 +272,8 @@ class EncryptedRunner:
             return self._subqueries(plan)
         if isinstance(plan, UnionOf):  # each branch a SELECT of its own, combined here
             return plan.combine([self.decoded(s) for s in plan.branches])[1]
+        if isinstance(plan, Derived):  # the outer query evaluated on the inner rows
+            return plan.finish([self.decoded(s) for s in plan.inner])[1]
         with self.conn.cursor() as cur:
             if isinstance(plan, PassThrough):
                 cur.execute(sql)

@@ -227,6 +227,8 @@ def test_prepared_statements(
         ("SELECT id FROM r WHERE NOT EXISTS (SELECT * FROM q WHERE s = %s)", ("zeta",)),
         ("SELECT a, COUNT(*) FROM r GROUP BY a HAVING COUNT(*) >= %s", (1,)),
         ("SELECT a FROM r WHERE id > %s UNION SELECT k FROM q ORDER BY 1", (3,)),
+        ("SELECT COUNT(*), MAX(x.s) FROM (SELECT DISTINCT s FROM r WHERE a > %s) AS x", (0,)),
+        ("SELECT * FROM (SELECT id, t FROM r ORDER BY t, id LIMIT %s) AS x ORDER BY id", (4,)),
         ("DELETE FROM r WHERE a IN (SELECT a FROM q WHERE k < %s)", (5,)),
         ("SELECT id, a FROM r", ()),
     ]

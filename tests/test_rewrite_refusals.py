@@ -25,6 +25,7 @@ PASS_THROUGH = [
     "INSERT INTO plain_table (x) VALUES ('r')",
     "CREATE DATABASE other",
     "USE other",
+    "SELECT * FROM (SELECT x FROM plain_table) AS p WHERE p.x > 1",  # derived, plain only
     "SELECT r FROM plain_table",  # r is a column here: every table reference resolves
 ]
 
@@ -47,7 +48,11 @@ UNSUPPORTED = [
     "SELECT MAX(s) FROM r GROUP BY a",
     "UPDATE r SET a = 1 WHERE s < 'm' OR a = 2",
     "SELECT * FROM r WHERE a IN (SELECT a FROM r AS y WHERE y.b = r.b)",  # correlated
-    "SELECT * FROM (SELECT a FROM r) AS x",
+    # over a derived table: what the proxy does not evaluate (proxy.rewrite.derived)
+    "SELECT x.a + 1 FROM (SELECT a FROM r) AS x",
+    "SELECT * FROM (SELECT a FROM r) AS x JOIN r ON r.a = x.a",
+    "SELECT * FROM (SELECT a FROM r) AS x WHERE x.a IN (SELECT a FROM r)",
+    "SELECT * FROM (SELECT a FROM r) AS x WHERE UPPER(x.a) = 'A'",
     "SELECT a, (SELECT MAX(a) FROM r) + 1 FROM r",
     "SELECT * FROM r WHERE p IN (SELECT a FROM r)",  # a's values would reach p in plaintext
     "SELECT * FROM r AS x JOIN r AS y ON x.a = y.b",

@@ -14,6 +14,7 @@ from proxy.rewrite.decode import Decoder, OutCol
 from proxy.rewrite.dispatch import Rewriter
 from proxy.rewrite.errors import PolicyRefusal, Refusal, Unsupported
 from proxy.rewrite.plan import (
+    Derived,
     Evaluate,
     Execute,
     PassThrough,
@@ -28,6 +29,7 @@ from proxy.rewrite.plan import (
 __all__ = [
     "Crypto",
     "Decoder",
+    "Derived",
     "Evaluate",
     "Execute",
     "OutCol",

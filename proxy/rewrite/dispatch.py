@@ -26,12 +26,14 @@ from sqlglot.tokens import TokenType
 from proxy.rewrite.alter import alter_table, create_index, drop_index
 from proxy.rewrite.context import Crypto
 from proxy.rewrite.ddl import create_table, drop_database, drop_table, dropped_database, truncate
+from proxy.rewrite.derived import derived_source, plan_derived
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.infoschema import mentions_infoschema, plan_infoschema, plan_table_status
 from proxy.rewrite.insert import insert
 from proxy.rewrite.insert_select import plan_insert_select
 from proxy.rewrite.literals import Lit, Scan, scan
 from proxy.rewrite.plan import (
+    Derived,
     Evaluate,
     Guard,
     PeelFirst,
@@ -111,7 +113,7 @@ class Rewriter:
             return template.bind(sc.lits, crypto)
         self.misses += 1
         template, lits, cacheable = self._build(sql, sc, schema, crypto, database, current_read)
-        if isinstance(template, PeelFirst | Evaluate | SubqueriesFirst | UnionOf):
+        if isinstance(template, PeelFirst | Evaluate | SubqueriesFirst | UnionOf | Derived):
             return template
         if cacheable and cache:
             self._cache[key] = template
@@ -141,7 +143,9 @@ class Rewriter:
         crypto: Crypto,
         database: str | None,
         current_read: bool,
-    ) -> tuple[Template | PeelFirst | Evaluate | SubqueriesFirst | UnionOf, list[Lit], bool]:
+    ) -> tuple[
+        Template | PeelFirst | Evaluate | SubqueriesFirst | UnionOf | Derived, list[Lit], bool
+    ]:
         passthrough = Template(pass_through=True)
         try:
             text, replace = _replace_as_insert(sql)
@@ -181,10 +185,7 @@ class Rewriter:
             # table of the same name in another database) is not ours; one sqlglot could not
             # take apart (Command) or that names no table is refused if a name appears.
             opaque = isinstance(node, exp.Command) or node.find(exp.Table) is None
-            if touched or (
-                opaque
-                and self._fail_closed(schema, sc.shape, database)
-            ):
+            if touched or (opaque and self._fail_closed(schema, sc.shape, database)):
                 raise Unsupported(f"{node.key.upper()} statements")
             return passthrough, sc.lits, True
         if sc.executable_comment:
@@ -192,6 +193,10 @@ class Rewriter:
         if isinstance(node, exp.Insert) and isinstance(node.expression, exp.Select | exp.Union):
             ctx = Ctx(schema, database, crypto, {}, current_read=current_read, sql=sql)
             return plan_insert_select(node, ctx), sc.lits, False  # the SELECT decided first
+        if isinstance(node, exp.Select) and derived_source(node) is not None:
+            # the inner SELECT runs first, the outer query is evaluated on its rows here
+            ctx = Ctx(schema, database, crypto, {}, current_read=current_read, sql=sql)
+            return plan_derived(node, ctx), sc.lits, False
         if has_subqueries(node):  # decided by the proxy first (proxy.rewrite.subquery)
             ctx = Ctx(schema, database, crypto, {}, current_read=current_read, sql=sql)
             return subqueries_first(node, ctx), sc.lits, False

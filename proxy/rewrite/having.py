@@ -91,6 +91,15 @@ def plan_having(
             return Operand(reader=add_reader(e), col=_item_column(e, scope))
         raise Unsupported(f"{type(e).__name__.upper()} in HAVING")
 
+    return condition_tree(cond, operand, "HAVING")
+
+
+def condition_tree(
+    cond: exp.Expression, operand: Callable[[exp.Expression], Operand], clause: str
+) -> Node:
+    """A condition evaluated in the proxy as a tree over `operand`s (HAVING here, a derived
+    table's outer WHERE in proxy.rewrite.derived)."""
+
     def walk(e: exp.Expression) -> Node:
         if isinstance(e, exp.Paren):
             return walk(e.this)
@@ -103,7 +112,7 @@ def plan_having(
             return ("cmp", op, operand(e.this), operand(e.expression))
         if isinstance(e, exp.In):
             if e.args.get("query") is not None or not e.expressions:
-                raise Unsupported("IN in HAVING with anything but constants")
+                raise Unsupported(f"IN in {clause} with anything but constants")
             return ("in", operand(e.this), tuple(operand(x) for x in e.expressions))
         if isinstance(e, exp.Between):
             return ("between", operand(e.this), operand(e.args["low"]), operand(e.args["high"]))

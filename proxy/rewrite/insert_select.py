@@ -24,7 +24,8 @@ from sqlglot import exp
 from proxy.rewrite.errors import Unsupported
 from proxy.rewrite.plan import SubqueriesFirst
 from proxy.rewrite.resolve import Ctx
-from proxy.rewrite.subquery import _literal, _sensitive
+from proxy.rewrite.subquery import _selected_in_proxy, _sensitive
+from proxy.rewrite.subquery_values import literal as _literal
 from proxy.schema import Column
 
 MAX_ROWS = 10_000
@@ -40,6 +41,13 @@ def plan_insert_select(node: exp.Insert, ctx: Ctx) -> SubqueriesFirst:
     if isinstance(source, exp.Select) and source.args.get("locks"):
         raise Unsupported("INSERT ... SELECT ... FOR UPDATE")
     targets = _target_columns(node, ctx)
+    decided = _selected_in_proxy(source, ctx)
+    if decided is not None and (not targets or any(t is None or t.plain for t in targets)):
+        # e.g. a COUNT the proxy made over rows it selected: the server could not compute it
+        raise Unsupported(
+            f"INSERT ... SELECT whose rows the proxy selects itself ({decided}) into a "
+            "column that is not encrypted (they would reach the server in plaintext)"
+        )
     for sel in [source] if isinstance(source, exp.Select) else source.find_all(exp.Select):
         for i, origin in enumerate(_origins(sel, ctx)):
             landing = targets[i] if i < len(targets) else None

@@ -27,6 +27,9 @@ The plan kinds the session executes:
                              statement with the subqueries replaced by constants
                              (proxy.rewrite.subquery); write: UPDATE / DELETE, inner reads
                              locked and everything in one transaction
+    Derived(inner, finish)   run each SELECT of `inner` as a statement (decoded, kept); send the
+                             result `finish(results)` makes: the outer query over a derived
+                             table evaluated here (proxy.rewrite.derived)
     UnionOf(branches, combine)
                              run each SELECT of `branches` as a statement (decoded, kept);
                              send the result set `combine(results)` returns: the UNION's rows
@@ -359,6 +362,18 @@ class SubqueriesFirst:
 
 
 @dataclass
+class Derived:
+    """A SELECT over a derived table (proxy.rewrite.derived): run each plaintext SELECT of
+    `inner` as a statement (decoded, kept); `finish` evaluates the outer query over their
+    rows and returns the decoder and rows of the answer."""
+
+    inner: list[str]
+    finish: Callable[
+        [list[tuple[Decoder | None, list[tuple[Any, ...]]]]], tuple[Decoder, list[Any]]
+    ]
+
+
+@dataclass
 class UnionOf:
     branches: list[str]  # plaintext SELECTs, each planned and run as a statement of its own
     # each branch's decoder and decoded rows -> the result's decoder and rows, for the client
@@ -366,7 +381,14 @@ class UnionOf:
 
 
 Plan = (
-    PassThrough | Execute | PeelFirst | ReadModifyWrite | Evaluate | SubqueriesFirst | UnionOf
+    PassThrough
+    | Execute
+    | PeelFirst
+    | ReadModifyWrite
+    | Evaluate
+    | SubqueriesFirst
+    | UnionOf
+    | Derived
 )
 
 

@@ -17,8 +17,9 @@ the ordinary rewrite then encrypts for the column they are compared with:
 in the WHERE clause of SELECT, UPDATE and DELETE (and SET of UPDATE). The plan is
 `SubqueriesFirst(inner, outer, write)` (proxy.rewrite.plan); subqueries may nest (an inner
 statement is planned like any other). Refused with 1235: correlated subqueries (they name a
-column of the outer statement), subqueries in FROM (derived tables), inside select-list
-expressions, or anywhere else.
+column of the outer statement), inside select-list expressions, or anywhere else. (A
+SELECT over a derived table is proxy.rewrite.derived's; as a subquery it is an inner
+statement like any other.)
 
 Fail closed: a value decrypted from an encrypted column must reach the backend encrypted
 again. It is only substituted where it is compared with (or assigned to) an encrypted
@@ -33,10 +34,9 @@ such.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlglot import exp
@@ -51,10 +51,12 @@ from proxy.rewrite.decode import (
     Decoder,
     OutCol,
 )
+from proxy.rewrite.derived import derived_source, passes_rows
 from proxy.rewrite.errors import ER_NOT_SUPPORTED_YET, UnknownColumn, Unsupported
 from proxy.rewrite.plan import Execute, SubqueriesFirst
 from proxy.rewrite.predicate import COMPARISONS, FLIP
 from proxy.rewrite.resolve import Ctx
+from proxy.rewrite.subquery_values import NUMBERS, exact, inexact, literal, quantified
 from proxy.schema import Column, Table
 
 MAX_IN_VALUES = 10_000
@@ -234,6 +236,12 @@ def _sensitive(inner: exp.Expression, ctx: Ctx) -> str | None:
     column of the proxy's tables counts as encrypted when every table is the proxy's."""
     selects = [inner] if isinstance(inner, exp.Select) else list(inner.find_all(exp.Select))
     for sel in selects:
+        through = derived_source(sel)
+        if through is not None and passes_rows(sel):  # the derived table's own values
+            found = _sensitive(through.this, ctx)
+            if found is not None:
+                return found
+            continue
         tables = [(a, t) for a, t in _tables(sel, ctx)]
         if all(t is None for _, t in tables):
             continue
@@ -270,7 +278,9 @@ _PROXY_FILTERS = (exp.LT, exp.LTE, exp.GT, exp.GTE, exp.Between, exp.Like)
 
 def _selected_in_proxy(inner: exp.Expression, ctx: Ctx) -> str | None:
     """What makes the proxy, not the server, decide which rows an inner statement yields:
-    HAVING, or a range / LIKE pattern on encrypted text (proxy.rewrite.residual). Its
+    HAVING, a range / LIKE pattern on encrypted text (proxy.rewrite.residual), the outer
+    query over a derived table (proxy.rewrite.derived), or an ORDER BY with LIMIT of an
+    encrypted column the proxy sorts (decrypted text, min=DET: the cut is its decision). Its
     result, even a COUNT or a plain column's values or whether it is empty, then tells
     something the server cannot compute: it may only reach the server encrypted."""
     from proxy.rewrite.residual import is_word_pattern
@@ -283,6 +293,14 @@ def _selected_in_proxy(inner: exp.Expression, ctx: Ctx) -> str | None:
             continue
         if sel.args.get("having") is not None:
             return "HAVING"
+        if derived_source(sel) is not None and not passes_rows(sel):
+            return "a query over a derived table"
+        order = sel.args.get("order")
+        if order is not None and (sel.args.get("limit") or sel.args.get("offset")):
+            for c in order.find_all(exp.Column):
+                col = next((x for t in tables if (x := t.column(c.name)) is not None), None)
+                if col is not None and _sorted_in_proxy(col):  # then so is the cut
+                    return f"ORDER BY encrypted column {c.name} with LIMIT"
         where = sel.args.get("where")
         for cond in where.find_all(*_PROXY_FILTERS) if where is not None else []:
             if isinstance(cond, exp.Like):
@@ -296,6 +314,14 @@ def _selected_in_proxy(inner: exp.Expression, ctx: Ctx) -> str | None:
     return None
 
 
+def _sorted_in_proxy(col: Column) -> bool:
+    """An encrypted column the server cannot order: text (the OPE key does not order it as
+    MariaDB does), or no Ord onion it may peel to OPE (proxy.rewrite.select sorts those)."""
+    if col.plain:
+        return False
+    return col.kind == Kind.STRING or "ord" not in col.onions or not col.allows("ord", "ope")
+
+
 def _target_column(target: exp.Column, outer: list[tuple[str, Table | None]]) -> Column | None:
     """The proxy's column a subquery's values are compared with (None: another table's)."""
     for alias, t in outer:
@@ -307,44 +333,6 @@ def _target_column(target: exp.Column, outer: list[tuple[str, Table | None]]) ->
     if outer and all(t is not None for _, t in outer):  # the proxy's tables only: MariaDB's
         raise UnknownColumn(target.sql("mysql"), "where clause")
     return None
-
-
-# ---- values -> constants ---------------------------------------------------------------------
-
-
-def typed_value(type_code: int, charset: int, raw: bytes | str | None) -> Any:
-    """A text-protocol value of a pass-through result (a table the proxy did not create) as
-    the Python value substituted for it: numbers stay numbers, the rest is text."""
-    if raw is None:
-        return None
-    text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
-    if type_code in _NUMERIC_TYPES:
-        return Decimal(text) if any(ch in text for ch in ".eE") else int(text)
-    if charset == _BINARY_CHARSET and type_code not in (7, 10, 11, 12):
-        return raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
-    return text
-
-
-def _literal(v: Any) -> exp.Expression:
-    if v is None:
-        return exp.Null()
-    if isinstance(v, bool):
-        return exp.Literal.number(int(v))
-    if isinstance(v, int):
-        return exp.Literal.number(v)
-    if isinstance(v, Decimal):
-        return exp.Literal.number(format(v, "f"))
-    if isinstance(v, float):
-        return exp.Literal.number(repr(v))
-    if isinstance(v, dt.datetime):
-        return exp.Literal.string(v.isoformat(sep=" "))
-    if isinstance(v, dt.date):
-        return exp.Literal.string(v.isoformat())
-    if isinstance(v, str):
-        if any("\udc80" <= ch <= "\udcff" for ch in v):
-            raise Unsupported("a subquery value that is not UTF-8 text")
-        return exp.Literal.string(v)
-    raise Unsupported("a subquery value of a binary type")
 
 
 def _inner(sq: exp.Expression) -> exp.Expression:
@@ -390,12 +378,12 @@ def _substitute(
         if len(rows) > 1:
             raise MysqlError(1242, "21000", "Subquery returns more than 1 row")
         value = rows[0][0] if rows else None
-        if use.col is not None and use.op and not _exact(use.col, value):
+        if use.col is not None and use.op and not exact(use.col, value):
             parent = _unparen_up(sq)[1]
             assert parent is not None and use.target is not None
-            parent.replace(exp.paren(_inexact(use.target.copy(), use.col, use.op, value)))
+            parent.replace(exp.paren(inexact(use.target.copy(), use.col, use.op, value)))
             return
-        sq.replace(_literal(value))
+        sq.replace(literal(value))
         return
     values = list(dict.fromkeys(r[0] for r in rows))
     if len(values) > MAX_IN_VALUES:
@@ -403,7 +391,9 @@ def _substitute(
     if use.kind in ("any", "all"):
         parent = _unparen_up(sq)[1]
         assert parent is not None and use.target is not None
-        parent.replace(exp.paren(_quantified(use.target, use, values)))
+        parent.replace(
+            exp.paren(quantified(use.target, use.op, use.kind == "any", use.col, values))
+        )
         return
     in_node = _unparen_up(sq)[1]
     assert isinstance(in_node, exp.In)
@@ -414,104 +404,13 @@ def _substitute(
         # A value the column cannot hold equals none of its values: dropped (x IN (2.5, 3)
         # is x IN (3)); if none is left, FALSE, or NULL for a NULL x.
         col = use.col
-        values = [v for v in values if _exact(col, v)]
+        values = [v for v in values if exact(col, v)]
         if not values:
             assert use.target is not None
-            in_node.replace(exp.paren(_inexact(use.target.copy(), col, "=", Decimal("0.5"))))
+            in_node.replace(exp.paren(inexact(use.target.copy(), col, "=", Decimal("0.5"))))
             return
     in_node.set("query", None)
-    in_node.set("expressions", [_literal(v) for v in values])
-
-
-_NUMBERS = (Kind.INT, Kind.UINT, Kind.DECIMAL)
-
-
-def _bounds(col: Column) -> tuple[Decimal, Decimal, Decimal]:
-    """(smallest, largest value, step) of an integer or DECIMAL column."""
-    if col.kind == Kind.DECIMAL:
-        step = Decimal(1).scaleb(-col.scale)
-        hi = Decimal(10) ** (col.precision - col.scale) - step
-        return (Decimal(0) if col.unsigned else -hi), hi, step
-    if col.kind == Kind.UINT:
-        return Decimal(0), Decimal((1 << col.bits) - 1), Decimal(1)
-    return Decimal(-(1 << (col.bits - 1))), Decimal((1 << (col.bits - 1)) - 1), Decimal(1)
-
-
-def _exact(col: Column, v: Any) -> bool:
-    """Whether the column can hold the number v exactly (anything else is left to the
-    rewrite of constants, which refuses what it cannot encrypt)."""
-    if not isinstance(v, int | Decimal) or isinstance(v, bool):
-        return True
-    lo, hi, step = _bounds(col)
-    d = Decimal(v)
-    return lo <= d <= hi and d % step == 0
-
-
-def _inexact(t: exp.Column, col: Column, op: str, v: Any) -> exp.Expression:
-    """`t <op> v` for a number v the column cannot hold (more decimals than its scale, or
-    outside its range), as comparisons with constants it can: MariaDB compares exactly, the
-    onions only know the column's own values. NULL stays NULL; the onion is the one the
-    original comparison needed (equality: Eq, ranges: Ord)."""
-    lo, hi, step = _bounds(col)
-    d = Decimal(v)
-
-    def cmp(kind: type[exp.Expression], x: Decimal) -> exp.Expression:
-        value = int(x) if col.kind != Kind.DECIMAL else x
-        return kind(this=t.copy(), expression=_literal(value))
-
-    if op == "<=>":
-        return exp.false()
-    if op == "=":  # never TRUE: FALSE, NULL for a NULL t
-        return exp.and_(cmp(exp.EQ, lo), cmp(exp.NEQ, lo))
-    if op == "<>":  # TRUE, NULL for a NULL t
-        return exp.or_(cmp(exp.EQ, lo), cmp(exp.NEQ, lo))
-    if op in ("<", "<="):
-        if d > hi:
-            return cmp(exp.GTE, lo)
-        if d < lo:
-            return cmp(exp.LT, lo)
-        return cmp(exp.LTE, (d / step).to_integral_value(rounding=ROUND_FLOOR) * step)
-    if d < lo:
-        return cmp(exp.GTE, lo)
-    if d > hi:
-        return cmp(exp.LT, lo)
-    return cmp(exp.GTE, (d / step).to_integral_value(rounding=ROUND_CEILING) * step)
-
-
-def _quantified(t: exp.Column, use: _Use, values: list[Any]) -> exp.Expression:
-    """`t <op> ANY / ALL (values)` as SQL defines it (ANY: some comparison TRUE, ALL: every
-    one; NULL where a NULL leaves it open; no values: FALSE / TRUE), in comparisons with
-    constants the ordinary rewrite encrypts."""
-    op, any_ = use.op, use.kind == "any"
-    if not values:
-        return exp.false() if any_ else exp.true()
-    if (op == "=" and any_) or (op == "<>" and not any_):  # = ANY is IN, <> ALL is NOT IN
-        col = use.col
-        kept = [v for v in values if col is None or _exact(col, v)]
-        if not kept:
-            member = _inexact(t.copy(), col, "=", Decimal("0.5")) if col else exp.false()
-        else:
-            member = exp.In(this=t.copy(), expressions=[_literal(v) for v in kept])
-        return member if any_ else exp.not_(exp.paren(member))
-    join = exp.or_ if any_ else exp.and_
-    known = [v for v in values if v is not None]
-    null = exp.EQ(this=t.copy(), expression=exp.Null())  # NULL, whatever t is
-    if not known:
-        return null
-
-    def cmp(v: Any) -> exp.Expression:
-        if use.col is not None and not _exact(use.col, v):
-            return exp.paren(_inexact(t.copy(), use.col, op, v))
-        kind = {v2: k for k, v2 in COMPARISONS.items()}[op]
-        return kind(this=t.copy(), expression=_literal(v))
-
-    if op in ("=", "<>") or any(isinstance(v, str) for v in known):
-        # = ALL, <> ANY, and text (whose order is the collation's): one comparison each
-        out = join(*[cmp(v) for v in known])
-    else:  # numbers and dates: the bound that decides
-        low = op in ("<", "<=")
-        out = cmp((max if low == any_ else min)(known))
-    return join(out, null) if len(known) < len(values) else out
+    in_node.set("expressions", [literal(v) for v in values])
 
 
 # ---- the plan --------------------------------------------------------------------------------
@@ -565,7 +464,7 @@ def plan(node: exp.Expression, ctx: Ctx) -> SubqueriesFirst:
             source = _sensitive(inner, ctx)
             col = _target_column(use.target, outer)
             encrypted = col is not None and not col.plain
-            if encrypted and col is not None and col.kind in _NUMBERS:
+            if encrypted and col is not None and col.kind in NUMBERS:
                 use.col = col
             if source is not None and not encrypted:
                 raise Unsupported(
