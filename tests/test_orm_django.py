@@ -78,7 +78,7 @@ def orm(
 
 def _program(app: Any, connections: Any, alias: str) -> list[Any]:
     from django.db import transaction
-    from django.db.models import Count, F, Sum
+    from django.db.models import Count, Exists, F, OuterRef, Sum
 
     Author, Book = app.Author, app.Book  # noqa: N806
     with connections[alias].schema_editor() as editor:
@@ -104,6 +104,12 @@ def _program(app: Any, connections: Any, alias: str) -> list[Any]:
         list(authors.annotate(n=Count("book")).order_by("name").values_list("name", "n")),
         list(authors.filter(age__isnull=True).values_list("name", flat=True)),
         list(books.values("author").annotate(s=Sum("price")).order_by("author")),  # GROUP BY 1
+        list(
+            authors.filter(Exists(books.filter(author=OuterRef("pk"))))  # correlated EXISTS
+            .order_by("name")
+            .values_list("name", flat=True)
+        ),
+        list(authors.filter(~Exists(books.filter(author=OuterRef("pk")))).values_list("name")),
         list(
             books.filter(price__gte=Decimal("5")).order_by("-price").values_list("title", flat=True)
         ),

@@ -306,3 +306,31 @@ def test_group_by_position(both) -> None:
         "SELECT u, COUNT(*) FROM n GROUP BY 3",  # 1054, as MariaDB
     ]:
         _same(plain, runner, sql)
+
+
+def test_correlated_exists_tied_by_one_equality(both) -> None:
+    """[NOT] EXISTS (SELECT ... WHERE inner.c = outer.c AND ...) (Django's Exists(OuterRef)):
+    decided as an IN by the proxy, exactly, NULLs included, under NOT and OR too."""
+    plain, runner = both
+    for sql in [
+        DDL,
+        "CREATE TABLE m (id INT AUTO_INCREMENT PRIMARY KEY, nid INT COMMENT 'cryptdb: plain', "
+        "k INT, v VARCHAR(9))",
+        "INSERT INTO n (u, a, d) VALUES (3, 10, 2.00), (1, 30, 1.00), (NULL, NULL, 3.00), "
+        "(2, 20, 4.00)",
+        "INSERT INTO m (nid, k, v) VALUES (1, 10, 'x'), (1, 20, 'y'), (2, NULL, 'z'), "
+        "(NULL, 30, 'w'), (9, 10, 'q')",
+        "SELECT id FROM n WHERE EXISTS (SELECT 1 AS a FROM m U0 WHERE U0.nid = (n.id) LIMIT 1) "
+        "ORDER BY id",
+        "SELECT id FROM n WHERE NOT EXISTS (SELECT * FROM m WHERE m.nid = n.id) ORDER BY id",
+        "SELECT id FROM n WHERE EXISTS (SELECT 1 FROM m WHERE n.a = m.k AND m.v <> 'q') "
+        "ORDER BY id",
+        "SELECT id FROM n WHERE NOT EXISTS (SELECT 1 FROM m WHERE m.k = n.a) ORDER BY id",
+        "SELECT id FROM n WHERE u = 2 OR EXISTS (SELECT 1 FROM m WHERE m.k = n.a AND m.v = 'x') "
+        "ORDER BY id",
+        "UPDATE n SET d = 9 WHERE EXISTS (SELECT 1 FROM m WHERE m.k = n.a)",
+        "DELETE FROM m WHERE NOT EXISTS (SELECT 1 FROM n WHERE n.id = m.nid)",
+        "SELECT id, d FROM n ORDER BY id",
+        "SELECT id, nid FROM m ORDER BY id",
+    ]:
+        _same(plain, runner, sql)

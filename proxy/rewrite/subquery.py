@@ -56,6 +56,7 @@ from proxy.rewrite.errors import ER_NOT_SUPPORTED_YET, UnknownColumn, Unsupporte
 from proxy.rewrite.plan import Execute, SubqueriesFirst
 from proxy.rewrite.predicate import COMPARISONS, FLIP
 from proxy.rewrite.resolve import Ctx
+from proxy.rewrite.semijoin import decorrelate
 from proxy.rewrite.subquery_values import NUMBERS, exact, inexact, literal, quantified
 from proxy.schema import Column, Table
 
@@ -433,6 +434,8 @@ def plan(node: exp.Expression, ctx: Ctx) -> SubqueriesFirst:
         from_ = tree.args.get("from_")
         if from_ is not None and not isinstance(from_.this, exp.Table):
             raise Unsupported("subqueries in FROM (derived tables)")
+    # Correlated EXISTS tied by one equality: an IN decided like the others.
+    decorrelate({alias for alias, _ in outer}, _top_level(tree))
     subs = _top_level(tree)
     uses = [_classify(sq, tree) for sq in subs]
     inner_sql: list[str] = []
