@@ -148,6 +148,10 @@ def _program(engine: Engine) -> list[Any]:
     q5 = select(Customer).options(selectinload(Customer.orders)).where(Customer.id <= 4)
     read(lambda s: sorted((x.id, sorted(str(o.total) for o in x.orders)) for x in s.scalars(q5)))
     read(lambda s: s.scalars(select(Order.note).where(Order.note.like("%order%"))).all())
+    q6 = select(select(Customer.id).where(Customer.name == "n7").exists())
+    read(lambda s: s.scalar(q6))  # SELECT EXISTS (...) AS anon_1
+    q7 = select(Customer.id).where(Customer.orders.any(Order.total > 5)).order_by(Customer.id)
+    read(lambda s: s.scalars(q7).all())  # a correlated EXISTS
     with Session(engine) as s:
         c = s.get(Customer, 2)
         c.balance = Decimal("10.50")

@@ -497,3 +497,29 @@ def test_drop_database_through_the_proxy(enc, backend) -> None:
         assert rows(enc, f"SHOW TABLES FROM {name}") == [("s",)]
     finally:
         rows(enc, f"DROP DATABASE {name}")
+
+
+def test_select_exists_without_from(enc, direct) -> None:
+    """`SELECT EXISTS (SELECT ...) AS anon_1` (SQLAlchemy's select(exists())): the inner
+    statement decides it; values and metadata as MariaDB's for the same on plaintext."""
+    make_table(enc)
+    rows(direct, "CREATE TABLE t_plain (id INT PRIMARY KEY, k INT NOT NULL, c CHAR(20))")
+    rows(direct, "INSERT INTO t_plain VALUES (1, 1, 'alpha'), (2, 2, 'beta'), (3, 3, 'gamma')")
+    for q in (
+        "SELECT EXISTS (SELECT t.id FROM t WHERE t.c = 'beta') AS anon_1",
+        "SELECT EXISTS (SELECT t.id FROM t WHERE t.k > 5) AS anon_1",
+        "SELECT NOT EXISTS (SELECT 1 FROM t WHERE k > 2) AS x",
+    ):
+        got, want = [], []
+        for conn, table, out in ((enc, "t", got), (direct, "t_plain", want)):
+            with conn.cursor() as cur:
+                cur.execute(q.replace(" t ", f" {table} ").replace("t.", f"{table}."))
+                fields = cur._result.fields
+                out += [
+                    cur.fetchall(),
+                    [(f.type_code, f.length, f.flags, f.scale, f.charsetnr) for f in fields],
+                    [f.name.replace("t_plain", "t") for f in fields],
+                ]
+        assert got == want, q
+    with pytest.raises(pymysql.err.NotSupportedError):  # its name is its text: not sent
+        rows(enc, "SELECT EXISTS (SELECT id FROM t WHERE k = 1)")

@@ -334,3 +334,4 @@ def test_correlated_exists_tied_by_one_equality(both) -> None:
         "SELECT id, nid FROM m ORDER BY id",
     ]:
         _same(plain, runner, sql)
+

@@ -114,7 +114,8 @@ class _Use:
 
 def _classify(sq: exp.Expression, node: exp.Expression) -> _Use:
     if isinstance(sq, exp.Exists):
-        _in_where(sq, node, "EXISTS")
+        if not _constant_select(sq, node):
+            _in_where(sq, node, "EXISTS")
         return _Use("exists", None)
     top, parent = _unparen_up(sq)
     if isinstance(sq, exp.Any | exp.All):  # x <op> ANY / SOME / ALL (SELECT ...)
@@ -144,6 +145,15 @@ def _classify(sq: exp.Expression, node: exp.Expression) -> _Use:
     if isinstance(node, exp.Select) and _in_select_list(sq, node):
         raise Unsupported("subqueries in expressions of the select list")
     raise Unsupported("a subquery in this position")
+
+
+def _constant_select(sq: exp.Expression, node: exp.Expression) -> bool:
+    """`SELECT [NOT] EXISTS (...) [AS a]`, no FROM (SQLAlchemy's select(exists())): the
+    statement becomes `SELECT TRUE / FALSE`, which MariaDB describes as it describes the
+    EXISTS (INT(1), NOT NULL); the server chose the inner rows, so it knows the answer."""
+    if not isinstance(node, exp.Select) or node.args.get("from_") is not None:
+        return False
+    return _in_select_list(sq, node)
 
 
 def _in_select_list(sq: exp.Expression, node: exp.Select) -> bool:
@@ -367,7 +377,10 @@ def _substitute(
     sq: exp.Expression, node: exp.Expression, use: _Use, rows: list[tuple[Any, ...]]
 ) -> None:
     if use.kind == "exists":
-        sq.replace(exp.true() if rows else exp.false())
+        if _constant_select(sq, node):  # `SELECT 1`: MariaDB's INT(1) for an EXISTS too
+            sq.replace(exp.Literal.number(1 if rows else 0))
+        else:
+            sq.replace(exp.true() if rows else exp.false())
         return
     _one_column(sq, node, rows)
     if use.kind == "item":  # the value is added to the decoded rows: out of the statement
@@ -592,6 +605,10 @@ def _name_items(tree: exp.Select, sql: str) -> None:
     from proxy.rewrite.select import _written
 
     for e in list(tree.expressions):
+        inner = e.this if isinstance(e, exp.Not) else e
+        if isinstance(inner, exp.Exists) and isinstance(e, exp.Exists | exp.Not):
+            # Named by its text, which would reach the server in `SELECT 1 AS <text>`.
+            raise Unsupported("EXISTS in the select list without an alias")
         if not isinstance(e, exp.Func):  # _written reads a call's text (name through ")")
             continue
         name = _written(e, sql) or e.sql("mysql")
