@@ -71,9 +71,11 @@ SOURCES = [
 REFUSED = [
     # correlated
     ("SELECT id FROM r WHERE a IN (SELECT a FROM q WHERE q.k = r.id)", "correlated"),
-    ("SELECT id FROM r AS x WHERE EXISTS (SELECT * FROM q WHERE q.a = x.a)", "correlated"),
+    ("SELECT id FROM r AS x WHERE EXISTS (SELECT * FROM q WHERE q.a < x.a)", "correlated"),
     ("SELECT id FROM r WHERE a = (SELECT MAX(a) FROM q WHERE k = id)", "correlated"),
-    ("DELETE FROM r WHERE EXISTS (SELECT 1 FROM q WHERE q.k = r.b)", "correlated"),
+    ("DELETE FROM r WHERE EXISTS (SELECT 1 FROM q WHERE q.a = r.a AND q.p = r.p)", "correlated"),
+    # tied by one equality it is decided as an IN: then its values are the inner column's
+    ("DELETE FROM r WHERE EXISTS (SELECT 1 FROM q WHERE q.k = r.id)", "plaintext"),
     # a query over a derived table: its rows are selected by the proxy (tests/derived_workload.py)
     ("SELECT id FROM r WHERE p IN (SELECT COUNT(*) FROM (SELECT a FROM q) AS y)", "proxy selects"),
     ("SELECT id FROM r WHERE p IN (SELECT y.a FROM (SELECT a FROM q) AS y)", "plaintext"),
@@ -208,7 +210,12 @@ class SubqueryWorkload(Workload):
         table = r.choice(["q", "j", "pl", "r"])
         cols = r.choice(["*", "1" if table == "pl" else "*"])
         neg = "NOT " if r.random() < 0.4 else ""
-        return f"{neg}EXISTS (SELECT {cols} FROM {table}{self._inner_where(table)})"
+        where = self._inner_where(table)
+        if table == "q" and r.random() < 0.3:
+            # Correlated by one equality (Django's Exists(OuterRef)): decided as an IN.
+            tie = r.choice(["q.a = r.a", "r.p = q.p", "q.t = r.t", "r.m = q.a"])
+            where = f" WHERE {tie}" + (f" AND ({where.removeprefix(' WHERE ')})" if where else "")
+        return f"{neg}EXISTS (SELECT {cols} FROM {table}{where})"
 
     def sub_condition(self) -> str:
         r = self.rng
