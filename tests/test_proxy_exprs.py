@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from pymysql.constants import CLIENT
 
 from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, DevBackend
 from tests.conftest import ProxyProcess
@@ -19,7 +18,7 @@ from tests.expr_workload import DDL, PROXY_REFUSALS, REFUSED_EXPRS, ExprWorkload
 from tests.rewrite_support import connect, extra_database
 from tests.rewrite_workload import needles
 from tests.test_proxy_differential import _run, _scan_backend, compare_through_proxy
-from tests.test_proxy_subquery import general_log
+from tests.test_proxy_subquery import live_pair
 
 STATEMENTS = 250
 SECRET = "proxy-only constant"
@@ -36,15 +35,8 @@ def test_exprs_through_the_proxy(
     backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str, seed: int
 ) -> None:
     work = ExprWorkload(seed)
-    enc = encrypted_proxy.connect(
-        encrypted_db, autocommit=True, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS
-    )
-    plain = connect(backend, database, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS)
     kinds: Counter[str] = Counter()
-    thread = _run(enc, "SELECT CONNECTION_ID()")[1][0][0][1]  # the proxy's backend connection
-    log = general_log(backend, thread)
-    sent = log.__enter__()
-    try:
+    with live_pair(backend, encrypted_proxy, database, encrypted_db) as (plain, enc, sent):
         assert _run(plain, DDL)[0] == _run(enc, DDL)[0] == "ok"
         for n in range(STATEMENTS):
             if n < 25 or n % 40 == 0:
@@ -69,10 +61,6 @@ def test_exprs_through_the_proxy(
         assert _run(enc, "SELECT b + 9223372036854775807 FROM x WHERE b > 0")[:2] == (
             "error", 1690)  # fmt: skip
         assert _run(enc, "SELECT COUNT(*) FROM x")[0] == "ok"
-    finally:
-        log.__exit__(None, None, None)
-        enc.close()
-        plain.close()
     print(f"\nseed {seed} through the proxy: {dict(kinds)}")
     assert kinds["rows"] + kinds["ordered"] > STATEMENTS // 2
     _scan_backend(backend, encrypted_db, needles(work.used))

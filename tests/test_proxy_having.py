@@ -9,15 +9,14 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from pymysql.constants import CLIENT
 
 from proxy.devbackend import DevBackend
 from tests.conftest import ProxyProcess
 from tests.having_workload import REFUSED_HAVING, HavingWorkload
-from tests.rewrite_support import connect, extra_database
+from tests.rewrite_support import extra_database
 from tests.rewrite_workload import BIG, DDL, needles
 from tests.test_proxy_differential import _run, _scan_backend, compare_through_proxy
-from tests.test_proxy_subquery import general_log
+from tests.test_proxy_subquery import live_pair
 
 STATEMENTS = 350
 
@@ -33,15 +32,8 @@ def test_having_through_the_proxy(
     backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str, seed: int
 ) -> None:
     work = HavingWorkload(seed)
-    enc = encrypted_proxy.connect(
-        encrypted_db, autocommit=True, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS
-    )
-    plain = connect(backend, database, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS)
     kinds: Counter[str] = Counter()
-    thread = _run(enc, "SELECT CONNECTION_ID()")[1][0][0][1]  # the proxy's backend connection
-    log = general_log(backend, thread)
-    sent = log.__enter__()
-    try:
+    with live_pair(backend, encrypted_proxy, database, encrypted_db) as (plain, enc, sent):
         assert _run(plain, DDL)[0] == _run(enc, DDL)[0] == "ok"
         for n in range(STATEMENTS):
             roll = work.rng.random()
@@ -61,10 +53,6 @@ def test_having_through_the_proxy(
         for sql, word in REFUSED_HAVING:
             status, code, message = _run(enc, sql)
             assert (status, code) == ("error", 1235) and word in message, (sql, message)
-    finally:
-        log.__exit__(None, None, None)
-        enc.close()
-        plain.close()
     print(f"\nseed {seed} through the proxy: {dict(kinds)}")
     assert kinds["rows"] + kinds["ordered"] > STATEMENTS // 2
     _scan_backend(backend, encrypted_db, needles(work.used | {str(v) for v in BIG}))

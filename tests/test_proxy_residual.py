@@ -20,7 +20,7 @@ from tests.residual_workload import DDL, REFUSED, ResidualWorkload, quote
 from tests.rewrite_support import connect, extra_database
 from tests.rewrite_workload import needles, same
 from tests.test_proxy_differential import _db, _run, _scan_backend, compare_through_proxy
-from tests.test_proxy_subquery import general_log
+from tests.test_proxy_subquery import live_pair
 
 STATEMENTS = 350
 
@@ -47,15 +47,8 @@ def test_residual_through_the_proxy(
     backend: DevBackend, encrypted_proxy: ProxyProcess, database: str, encrypted_db: str, seed: int
 ) -> None:
     work = ResidualWorkload(seed)
-    enc = encrypted_proxy.connect(
-        encrypted_db, autocommit=True, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS
-    )
-    plain = connect(backend, database, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS)
     kinds: Counter[str] = Counter()
-    thread = _run(enc, "SELECT CONNECTION_ID()")[1][0][0][1]  # the proxy's backend connection
-    log = general_log(backend, thread)
-    sent = log.__enter__()
-    try:
+    with live_pair(backend, encrypted_proxy, database, encrypted_db) as (plain, enc, sent):
         for ddl in DDL:
             assert _run(plain, ddl)[0] == _run(enc, ddl)[0] == "ok"
         for n in range(STATEMENTS):
@@ -95,10 +88,6 @@ def test_residual_through_the_proxy(
         for sql, word in REFUSED:
             status, code, message = _run(enc, sql)
             assert (status, code) == ("error", 1235) and word in message, (sql, message)
-    finally:
-        log.__exit__(None, None, None)
-        enc.close()
-        plain.close()
     print(f"\nseed {seed} through the proxy: {dict(kinds)}")
     assert kinds["non-empty"] > 100 and kinds["ordered"] > 60 and kinds["agg"] > 30
     assert kinds["both failed"] < 5

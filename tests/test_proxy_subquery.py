@@ -75,6 +75,23 @@ def _setup(
 
 
 @contextmanager
+def live_pair(
+    backend: DevBackend, proxy: ProxyProcess, plain_db: str, enc_db: str
+) -> Iterator[tuple[pymysql.Connection, pymysql.Connection, list[str]]]:
+    """A connection straight to `plain_db`, one through the proxy to `enc_db`, and (filled
+    on leaving) every statement the proxy's backend connection received meanwhile."""
+    enc = proxy.connect(enc_db, autocommit=True, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS)
+    plain = connect(backend, plain_db, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS)
+    try:
+        thread = _run(enc, "SELECT CONNECTION_ID()")[1][0][0][1]  # the proxy's backend one
+        with general_log(backend, thread) as sent:
+            yield plain, enc, sent
+    finally:
+        enc.close()
+        plain.close()
+
+
+@contextmanager
 def general_log(backend: DevBackend, thread: int) -> Iterator[list[str]]:
     """Every statement one backend connection receives meanwhile (MariaDB's general log)."""
     sent: list[str] = []
