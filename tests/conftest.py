@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from pymysql.constants import CLIENT
 
 from keystore.files import write_private
 from proxy.devbackend import DEMO_PASSWORD, DEMO_USER, REPO, DevBackend, free_port
@@ -50,6 +51,15 @@ def database(backend: DevBackend) -> Iterator[str]:
 def direct(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
     """A PyMySQL connection straight to MariaDB (the plaintext side of an oracle)."""
     conn = connect(backend, database)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def plain(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
+    """The plaintext side of a rewriter oracle: affected rows counted as matched rows, as
+    the encrypted side's fresh IVs make them (docs/rewrite.md, Affected rows)."""
+    conn = connect(backend, database, client_flag=CLIENT.FOUND_ROWS)
     yield conn
     conn.close()
 

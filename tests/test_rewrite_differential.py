@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
-from pymysql.constants import CLIENT
 
 from proxy.devbackend import DevBackend
 from proxy.rewrite import Refusal
-from tests.rewrite_support import EncryptedRunner, connect
+from tests.rewrite_support import EncryptedRunner
 from tests.rewrite_workload import BIG, DDL, Workload, needles, same
 
 STATEMENTS = 1000
-
-
 
 
 def _plain(cur: Any, sql: str) -> tuple[str, Any]:
@@ -41,13 +37,6 @@ def _encrypted(runner: EncryptedRunner, sql: str) -> tuple[str, Any]:
         raise
     except pymysql.MySQLError as e:
         return "error", e.args[0]
-
-
-@pytest.fixture
-def plain(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
-    conn = connect(backend, database, client_flag=CLIENT.FOUND_ROWS)
-    yield conn
-    conn.close()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

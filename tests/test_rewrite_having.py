@@ -8,32 +8,21 @@ refusals; a scan of the encrypted table for every plaintext value used.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pymysql
 import pytest
-from pymysql.constants import CLIENT
 
-from proxy.devbackend import DevBackend
 from proxy.protocol.errors import MysqlError
 from tests.having_workload import REFUSED_HAVING, HavingWorkload
 from tests.rewrite_support import (
     BOTH_FAILED,
     EncryptedRunner,
     compare_outcomes,
-    connect,
 )
 from tests.rewrite_workload import BIG, DDL, needles
 from tests.test_rewrite_subquery import scan_encrypted
 
 STATEMENTS = 400
-
-
-@pytest.fixture
-def plain(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
-    conn = connect(backend, database, client_flag=CLIENT.FOUND_ROWS)
-    yield conn
-    conn.close()
 
 
 @pytest.mark.parametrize("seed", [31, 32])

@@ -5,7 +5,6 @@ plain column, and never reach the server in plaintext."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -17,7 +16,6 @@ from proxy.rewrite.insert_select import MAX_ROWS
 from tests.conftest import ProxyProcess
 from tests.rewrite_support import (
     EncryptedRunner,
-    connect,
     encrypted_outcome,
     extra_database,
     plain_outcome,
@@ -63,13 +61,6 @@ REFUSED = [
 
 def _script(run: Any) -> list[object]:
     return [run(sql) for sql in [*DDL, FILL, *SCRIPT]]
-
-
-@pytest.fixture
-def plain(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
-    conn = connect(backend, database, client_flag=CLIENT.FOUND_ROWS)
-    yield conn
-    conn.close()
 
 
 def _run_on(conn: pymysql.Connection, plaintext: bool = True):  # -> callable

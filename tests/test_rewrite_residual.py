@@ -9,14 +9,11 @@ own answers; refusals; the shape cache; a scan of the encrypted tables for plain
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pymysql
 import pytest
-from pymysql.constants import CLIENT
 
-from proxy.devbackend import DevBackend
 from proxy.protocol.errors import MysqlError
 from proxy.rewrite.decode import pad_space_cmp
 from proxy.rewrite.residual import like_matcher
@@ -25,7 +22,6 @@ from tests.rewrite_support import (
     BOTH_FAILED,
     EncryptedRunner,
     compare_outcomes,
-    connect,
     encrypted_outcome,
     plain_outcome,
 )
@@ -33,13 +29,6 @@ from tests.rewrite_workload import needles, same
 from tests.test_rewrite_subquery import scan_encrypted
 
 STATEMENTS = 400
-
-
-@pytest.fixture
-def plain(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
-    conn = connect(backend, database, charset="utf8mb4", client_flag=CLIENT.FOUND_ROWS)
-    yield conn
-    conn.close()
 
 
 def unpadded(rows: Any) -> Any:

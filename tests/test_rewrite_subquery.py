@@ -9,19 +9,16 @@ of the encrypted tables for every plaintext value used.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
 import pytest
-from pymysql.constants import CLIENT
 
-from proxy.devbackend import DevBackend
 from tests.rewrite_support import (
     BOTH_FAILED,
     EncryptedRunner,
     compare_outcomes,
-    connect,
     encrypted_outcome,
     plain_outcome,
 )
@@ -29,13 +26,6 @@ from tests.rewrite_workload import BIG, DDL, needles, same
 from tests.subquery_workload import DDL_J, DDL_PL, DDL_Q, REFUSED, SubqueryWorkload
 
 STATEMENTS = 600
-
-
-@pytest.fixture
-def plain(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
-    conn = connect(backend, database, client_flag=CLIENT.FOUND_ROWS)
-    yield conn
-    conn.close()
 
 
 def populate(

@@ -9,19 +9,15 @@ the encrypted tables for every plaintext value used.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pymysql
 import pytest
-from pymysql.constants import CLIENT
 
-from proxy.devbackend import DevBackend
 from proxy.protocol.errors import MysqlError
 from tests.rewrite_support import (
     BOTH_FAILED,
     EncryptedRunner,
     compare_outcomes,
-    connect,
     encrypted_outcome,
     plain_outcome,
 )
@@ -30,13 +26,6 @@ from tests.test_rewrite_subquery import _backend_runner, _plain_runner, populate
 from tests.union_workload import REFUSED_UNION, UnionWorkload
 
 STATEMENTS = 300
-
-
-@pytest.fixture
-def plain(backend: DevBackend, database: str) -> Iterator[pymysql.Connection]:
-    conn = connect(backend, database, client_flag=CLIENT.FOUND_ROWS)
-    yield conn
-    conn.close()
 
 
 @pytest.mark.parametrize("seed", [51, 52])
