@@ -198,7 +198,11 @@ class Backend:
         """A packet already received, without waiting (lets callers batch row forwarding)."""
         if self._owed:
             return None  # the deferred replies come first: read() settles them
-        return self._packets.next_packet()
+        try:
+            return self._packets.next_packet()
+        except FramingError as e:
+            self.abort()
+            raise BackendUnavailable(f"backend protocol error: {e}") from None
 
     def forward(self, out: bytearray, seq: int, limit: int = 1 << 30) -> tuple[int, int]:
         """Result packets already received, moved verbatim to `out` (PacketReader.forward)."""

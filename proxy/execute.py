@@ -333,12 +333,11 @@ async def guarded_write(session: Session, client: PacketStream, plan: Execute) -
         result = None
         try:
             await hold_layers(session, plan.guards)
-            result = await read_result(session, client, plan.sql)  # an ERR: relayed
+            result = await read_result(session, None, plan.sql)  # an ERR: BackendError
         finally:
             await end(session, commit=result is not None)
-        if result is not None:
-            values = decode(plan.decoder, result.rows)
-            await send_decoded(session, client, plan.decoder, values, result, result.definitions)
+        values = decode(plan.decoder, result.rows)
+        await send_decoded(session, client, plan.decoder, values, result, result.definitions)
         return
     committing = False
     try:

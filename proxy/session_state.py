@@ -75,8 +75,7 @@ class SessionState:
             self.tx_token = token
         elif not status & STATUS_IN_TRANS:
             self.tx_token = None
-            if was_in_trans:
-                self.next_level_set = False  # the transaction it was set for has ended
+            self.next_level_set = False  # the transaction it was set for has ended
 
     def after_pass_through(
         self,
@@ -90,10 +89,10 @@ class SessionState:
         word = first_word(sql) if word is None else word
         if word not in SETTINGS_SAFE:
             self.settings_checked = False
-            if word == "SET" and ok and _sets_next_transaction(sql):
-                self.next_level_set = True
         if ok:
             self.after_statement(status, was_in_trans, token)
+            if word == "SET" and _sets_next_transaction(sql):
+                self.next_level_set = True  # after: its own statement ended no transaction
             if word == "USE":
                 self.database = _use_target(sql) or self.database
 

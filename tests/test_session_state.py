@@ -58,6 +58,12 @@ def test_read_committed_needs_no_current_reads() -> None:
     s.after_pass_through("COMMIT", True, 0, IN_TRANS, "tok3")
     s.after_pass_through("BEGIN", True, IN_TRANS, 0, "tok3")
     assert not s.current_read(IN_TRANS, "tok4")  # that transaction is over
+    s.after_pass_through("COMMIT", True, 0, IN_TRANS, "tok4")
+    s.after_pass_through("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", True, 0, 0, "tok4")
+    assert s.next_level_set
+    s.after_pass_through("SELECT 1", True, 0, 0, "tok4")  # an autocommit statement used it
+    assert not s.next_level_set
+    s.after_pass_through("BEGIN", True, IN_TRANS, 0, "tok3")  # begun before a peel (tok4)
     # Settings not read since a SET: not known to be READ COMMITTED any more.
     s.after_pass_through("SET SESSION tx_isolation = 'REPEATABLE-READ'", True, IN_TRANS, 1, "t")
     assert s.current_read(IN_TRANS, "tok4")

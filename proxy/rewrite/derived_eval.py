@@ -58,18 +58,17 @@ from proxy.rewrite.errors import UnknownColumn, Unsupported
 from proxy.rewrite.having import Node, Operand, bind_having, condition_tree
 from proxy.rewrite.literals import Lit
 from proxy.rewrite.resolve import Ctx, constant, is_null
-from proxy.rewrite.select import _written, select_constant
+from proxy.rewrite.select import AGGREGATES, _written, select_constant
 from proxy.schema import Column
 
 _INT_BITS = {T_TINY: 8, T_SHORT: 16, T_INT24: 24, T_LONG: 32, T_LONGLONG: 64}
 _TEXT = {T_STRING: "char", T_VAR_STRING: "varchar", T_BLOB: "text"}
-_AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max)
 # What the outer WHERE / HAVING / GROUP BY / ORDER BY may be made of (proxy.rewrite.having).
 _CONDITION = (
     exp.Where, exp.Having, exp.Group, exp.Order, exp.Ordered, exp.And, exp.Or, exp.Not,
     exp.Paren, exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.In,
     exp.Between, exp.Is, exp.Null, exp.Boolean, exp.Literal, exp.Neg, exp.Column,
-    exp.Identifier, exp.Star, exp.Distinct, *_AGGREGATES,
+    exp.Identifier, exp.Star, exp.Distinct, *AGGREGATES,
 )  # fmt: skip
 # What a column keeps in MariaDB's temporary tables: no key flags; BINARY only on binary
 # strings and temporal types (not on numbers). GROUP_FLAG shares NUM_FLAG's bit.
@@ -135,7 +134,7 @@ def _simple(e: exp.Expression) -> bool:
     """A column, `*`, or an aggregate of a column (COUNT(*), COUNT(DISTINCT c))."""
     if isinstance(e, exp.Column | exp.Star):
         return True
-    if not isinstance(e, _AGGREGATES):
+    if not isinstance(e, AGGREGATES):
         return False
     arg = e.this
     if isinstance(arg, exp.Distinct):
@@ -202,7 +201,7 @@ class _Run:
         having = node.args.get("having")
         self.grouped = bool(self.group) or any(s[0] not in ("col", "const") for s in self.slots)
         self.grouped = self.grouped or (
-            having is not None and having.this.find(*_AGGREGATES) is not None
+            having is not None and having.this.find(*AGGREGATES) is not None
         )
         if self.grouped:
             for it in self.items:
@@ -334,7 +333,7 @@ class _Run:
             c = constant(e, self.o.ctx)
             if c is not None:
                 return Operand(lit=c[0], negate=c[1])
-            if isinstance(e, _AGGREGATES):
+            if isinstance(e, AGGREGATES):
                 if clause == "where clause":
                     raise MysqlError(1111, "HY000", "Invalid use of group function")
                 slot = self._aggregate(e, clause)
@@ -385,7 +384,7 @@ class _Run:
             if not 1 <= n <= len(self.items):
                 raise MysqlError(1054, "42S22", f"Unknown column '{n}' in 'order clause'")
             slot = self.items[n - 1].slot
-        elif isinstance(e, _AGGREGATES):
+        elif isinstance(e, AGGREGATES):
             if not self.grouped:
                 raise Unsupported(
                     "an aggregate in ORDER BY of an ungrouped query over a derived table"

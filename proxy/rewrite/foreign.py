@@ -61,8 +61,13 @@ def add_foreign_key(
     ref_db = target.args["db"].name if target.args.get("db") is not None else database
     parent = table if (ref_db, target.name) == (database, table.name) else None
     parent = parent or ctx.schema.table(ref_db, target.name)
-    if parent is not None:
-        ref_cols = [_plain_column(parent, n, "referencing").name for n in ref_cols]
+    if parent is None:
+        # Its names would go to the server as written: a table created later through the
+        # proxy (a dump's forward reference) would have them on record there.
+        raise Unsupported(
+            f"a foreign key referencing {target.name}, a table the proxy did not create"
+        )
+    ref_cols = [_plain_column(parent, n, "referencing").name for n in ref_cols]
     actions = {"DELETE": "RESTRICT", "UPDATE": "RESTRICT"}
     for option in ref.args.get("options") or []:
         m = _OPTION.fullmatch(" ".join(str(option).upper().split()))
@@ -77,7 +82,7 @@ def add_foreign_key(
         name=name,
         columns=[c.id for c in cols],
         ref_database=ref_db,
-        ref_table=target.name if parent is None else parent.name,
+        ref_table=parent.name,
         ref_columns=ref_cols,
         on_delete=actions["DELETE"],
         on_update=actions["UPDATE"],
@@ -109,11 +114,9 @@ def backend_decl(table: Table, fk: ForeignKey, database: str, ctx: Ctx) -> str:
         if (fk.ref_database, fk.ref_table) == (database, table.name)
         else ctx.schema.table(fk.ref_database, fk.ref_table)
     )
-    if parent is None:  # a plain table: its names are the server's own
-        ref_name, ref_cols = fk.ref_table, fk.ref_columns
-    else:
-        ref_name = parent.backend_name
-        ref_cols = [parent.column(n).plain_name for n in fk.ref_columns]  # type: ignore[union-attr]
+    assert parent is not None  # add_foreign_key accepts the proxy's tables only
+    ref_name = parent.backend_name
+    ref_cols = [parent.column(n).plain_name for n in fk.ref_columns]  # type: ignore[union-attr]
     return (
         f"CONSTRAINT {quote_ident(fk.backend)} FOREIGN KEY ({cols}) REFERENCES "
         f"{quote_ident(fk.ref_database)}.{quote_ident(ref_name)} "

@@ -193,11 +193,11 @@ def binary_pattern(node: exp.Expression) -> tuple[exp.Expression, bool]:
     return node, False
 
 
-def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+def conjuncts(node: exp.Expression) -> list[exp.Expression]:
     while isinstance(node, exp.Paren):
         node = node.this
     if isinstance(node, exp.And):
-        return [*_conjuncts(node.this), *_conjuncts(node.expression)]
+        return [*conjuncts(node.this), *conjuncts(node.expression)]
     return [node]
 
 
@@ -227,7 +227,7 @@ def split_where(
         return [], []
     server: list[exp.Expression] = []
     residuals: list[Atom] = []
-    for c in _conjuncts(cond):
+    for c in conjuncts(cond):
         a = atom(c, ctx, scope)
         if a is not None:
             residuals.append(a)

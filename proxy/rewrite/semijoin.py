@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from proxy.rewrite.residual import conjuncts as _conjuncts
+from proxy.rewrite.select import AGGREGATES
+
 
 def decorrelate(outer_names: set[str], subqueries: list[exp.Expression]) -> None:
     """Rewrite, in place, each EXISTS among `subqueries` (the statement's own) that fits."""
@@ -29,6 +32,8 @@ def decorrelate(outer_names: set[str], subqueries: list[exp.Expression]) -> None
 def _as_in(inner: exp.Select, outer_names: set[str]) -> exp.Expression | None:
     if any(inner.args.get(k) for k in ("group", "having", "distinct", "locks", "with")):
         return None
+    if any(e.find(*AGGREGATES) for e in inner.expressions):
+        return None  # EXISTS (SELECT COUNT(*) ...) holds even when no row matches
     limit = inner.args.get("limit")
     if limit is not None and not _positive_literal(limit.expression):
         return None  # LIMIT 0 (or a computed one): existence would change
@@ -70,14 +75,6 @@ def _names(inner: exp.Select) -> set[str]:
         sources.append(from_.this)
     sources += [j.this for j in inner.args.get("joins") or []]
     return {s.alias_or_name for s in sources if isinstance(s, exp.Table)}
-
-
-def _conjuncts(e: exp.Expression) -> list[exp.Expression]:
-    while isinstance(e, exp.Paren):
-        e = e.this
-    if isinstance(e, exp.And):
-        return _conjuncts(e.this) + _conjuncts(e.expression)
-    return [e]
 
 
 def _column(e: exp.Expression) -> exp.Column | None:
